@@ -1,0 +1,162 @@
+"""The StyleGAN v1 layer operations, as pure functions on NHWC tensors.
+
+Weights keep the official TF layouts: conv `[kh, kw, in, out]` (= HWIO) and dense `[in, out]`, stored raw; the
+equalized-learning-rate multiplier is applied at run time (`weight_param`). Every op here reproduces the
+official one numerically (spec §2-3 and §10).
+"""
+
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+_NHWC = ('NHWC', 'HWIO', 'NHWC')
+LRELU_GAIN = math.sqrt(2.0)
+
+
+# ---- Equalized learning rate -------------------------------------------------------------------------------
+
+
+def he_std(shape, gain: float) -> float:
+  """He init std for a weight of TF layout `shape` (fan_in = prod(shape[:-1]))."""
+  return gain / math.sqrt(float(np.prod(shape[:-1])))
+
+
+def weight_param(module: nn.Module, shape, *, gain: float, use_wscale: bool = True, lrmul: float = 1.0,
+                 name: str = 'weight') -> jax.Array:
+  """Creates a raw weight on `module` and returns it times its runtime multiplier.
+
+  With `use_wscale` the stored weight is N(0, 1/lrmul) and is scaled by he_std*lrmul at run time; without it it
+  is N(0, he_std/lrmul) and scaled by lrmul (official `get_weight`).
+  """
+  std = he_std(shape, gain)
+  init_std, runtime_coef = (1.0 / lrmul, std * lrmul) if use_wscale else (std / lrmul, lrmul)
+  w = module.param(name, nn.initializers.normal(init_std), tuple(shape), jnp.float32)
+  return w * runtime_coef
+
+
+def bias_param(module: nn.Module, features: int, *, lrmul: float = 1.0, name: str = 'bias') -> jax.Array:
+  """A zero-initialised bias of shape [features], times `lrmul` at run time."""
+  return module.param(name, nn.initializers.zeros, (features,), jnp.float32) * lrmul
+
+
+def leaky_relu(x: jax.Array) -> jax.Array:
+  return jnp.where(x >= 0, x, x * 0.2)
+
+
+# ---- Convolutions and resampling ---------------------------------------------------------------------------
+
+
+def conv2d(x: jax.Array, w: jax.Array, stride: int = 1) -> jax.Array:
+  """SAME cross-correlation of NHWC `x` with HWIO `w` (TF's `conv2d`)."""
+  return lax.conv_general_dilated(x, w.astype(x.dtype), (stride, stride), 'SAME', dimension_numbers=_NHWC)
+
+
+def blur(x: jax.Array) -> jax.Array:
+  """Depthwise 3x3 low-pass filter outer([1,2,1],[1,2,1])/16, zero-padded SAME, computed in float32."""
+  k = np.array([1.0, 2.0, 1.0], np.float32)
+  k = np.outer(k, k) / 16.0
+  c = x.shape[-1]
+  kernel = jnp.asarray(np.tile(k[:, :, None, None], [1, 1, 1, c]))
+  y = lax.conv_general_dilated(x.astype(jnp.float32), kernel, (1, 1), 'SAME', dimension_numbers=_NHWC,
+                               feature_group_count=c)
+  return y.astype(x.dtype)
+
+
+def upscale2d(x: jax.Array, factor: int = 2) -> jax.Array:
+  """Nearest-neighbour upsampling of NHWC `x` by an integer factor."""
+  if factor == 1:
+    return x
+  n, h, w, c = x.shape
+  x = jnp.broadcast_to(x[:, :, None, :, None, :], (n, h, factor, w, factor, c))
+  return x.reshape(n, h * factor, w * factor, c)
+
+
+def downscale2d(x: jax.Array, factor: int = 2) -> jax.Array:
+  """Box-filter downsampling (mean of factor x factor blocks) of NHWC `x`."""
+  if factor == 1:
+    return x
+  n, h, w, c = x.shape
+  y = x.astype(jnp.float32).reshape(n, h // factor, factor, w // factor, factor, c).mean(axis=(2, 4))
+  return y.astype(x.dtype)
+
+
+def upscale2d_conv2d(x: jax.Array, w: jax.Array, fused: bool) -> jax.Array:
+  """2x upsampling then 3x3 conv with HWIO `w`.
+
+  Unfused: nearest upsampling then SAME conv. Fused (official, >= 128²): a stride-2 transposed conv with the 4x4
+  kernel made of the four shifted copies of `w`; it equals nearest upsampling then conv with `w` rotated 180°.
+  """
+  if not fused:
+    return conv2d(upscale2d(x), w)
+  w = jnp.pad(jnp.transpose(w, (0, 1, 3, 2)), ((1, 1), (1, 1), (0, 0), (0, 0)))  # [4, 4, out, in] after the sum
+  w = w[1:, 1:] + w[:-1, 1:] + w[1:, :-1] + w[:-1, :-1]
+  # TF's conv2d_transpose: the input-gradient of a stride-2 SAME conv (out -> in channels) with this kernel.
+  return lax.conv_transpose(x, w.astype(x.dtype), (2, 2), 'SAME', dimension_numbers=_NHWC, transpose_kernel=True)
+
+
+def conv2d_downscale2d(x: jax.Array, w: jax.Array, fused: bool) -> jax.Array:
+  """3x3 conv with HWIO `w` then 2x2 box downsampling; fused (>= 128²) as one stride-2 4x4 conv (no flip)."""
+  if not fused:
+    return downscale2d(conv2d(x, w))
+  w = jnp.pad(w, ((1, 1), (1, 1), (0, 0), (0, 0)))
+  w = (w[1:, 1:] + w[:-1, 1:] + w[1:, :-1] + w[:-1, :-1]) * 0.25
+  return conv2d(x, w, stride=2)
+
+
+# ---- Normalisation, noise, styles --------------------------------------------------------------------------
+
+
+def pixel_norm(x: jax.Array, axis: int = -1, epsilon: float = 1e-8) -> jax.Array:
+  """x / sqrt(mean(x², axis) + eps), over the feature axis."""
+  return x * lax.rsqrt(jnp.mean(jnp.square(x), axis=axis, keepdims=True) + epsilon)
+
+
+def instance_norm(x: jax.Array, epsilon: float = 1e-8) -> jax.Array:
+  """Per-sample, per-channel normalisation over H, W of NHWC `x` (biased variance, no affine), in float32."""
+  dtype = x.dtype
+  x = x.astype(jnp.float32)
+  x = x - jnp.mean(x, axis=(1, 2), keepdims=True)
+  x = x * lax.rsqrt(jnp.mean(jnp.square(x), axis=(1, 2), keepdims=True) + epsilon)
+  return x.astype(dtype)
+
+
+def style_mod(x: jax.Array, style: jax.Array) -> jax.Array:
+  """Adaptive instance norm's affine part: `x * (style_scale + 1) + style_bias`.
+
+  x: [N, H, W, C]; style: [N, 2C], the scale half first.
+  """
+  c = x.shape[-1]
+  scale, bias = style[:, None, None, :c], style[:, None, None, c:]
+  return x * (scale + 1.0) + bias
+
+
+def minibatch_stddev(x: jax.Array, group_size: int = 4, num_features: int = 1) -> jax.Array:
+  """Appends the minibatch standard deviation as `num_features` extra channels of NHWC `x`.
+
+  Groups are strided as in the official code: with G = min(group_size, N) and M = N // G, sample i belongs to
+  group i % M. Per group: biased variance over the G members, sqrt(var + 1e-8), mean over H, W and the channels of
+  each feature group. Returns [N, H, W, C + num_features].
+  """
+  n, h, w, c = x.shape
+  g = min(group_size, n)
+  if n % g:
+    raise ValueError(f'minibatch stddev: batch size {n} is not divisible by the group size {g}')
+  y = x.astype(jnp.float32).reshape(g, n // g, h, w, num_features, c // num_features)
+  y = y - jnp.mean(y, axis=0, keepdims=True)
+  y = jnp.sqrt(jnp.mean(jnp.square(y), axis=0) + 1e-8)  # [M, H, W, F, C/F]
+  y = jnp.mean(y, axis=(1, 2, 4))  # [M, F]
+  y = jnp.tile(y, (g, 1))  # [N, F]: sample i gets its group's (i % M) statistics
+  y = jnp.broadcast_to(y[:, None, None, :], (n, h, w, num_features)).astype(x.dtype)
+  return jnp.concatenate([x, y], axis=-1)
+
+
+def lerp(a, b, t):
+  return a + (b - a) * t
+
+
+def lerp_clip(a, b, t):
+  return a + (b - a) * jnp.clip(t, 0.0, 1.0)
