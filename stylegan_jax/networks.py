@@ -235,11 +235,13 @@ class Synthesis(nn.Module):
 
 
 def truncate(dlatents, dlatent_avg, psi=1.0, cutoff=None):
-  """Truncation trick: layers with index < cutoff (all if None) become avg + psi * (w - avg)."""
-  if cutoff is None:
-    return layers.lerp(dlatent_avg, dlatents, psi)
+  """Truncation trick: layers with index < cutoff (all if None) become avg + psi * (w - avg).
+
+  psi == 1 or cutoff <= 0 returns `dlatents` exactly; psi and cutoff may be traced.
+  """
   layer_idx = jnp.arange(dlatents.shape[1])[None, :, None]
-  return jnp.where(layer_idx < cutoff, layers.lerp(dlatent_avg, dlatents, psi), dlatents)
+  active = (psi != 1.0) & (True if cutoff is None else layer_idx < cutoff)
+  return jnp.where(active, layers.lerp(dlatent_avg, dlatents, psi), dlatents)
 
 
 def style_mix(dlatents, dlatents2, crossover):
@@ -275,8 +277,7 @@ class Generator(nn.Module):
       self.dlatent_avg.value = layers.lerp(batch_avg, self.dlatent_avg.value, dlatent_avg_beta)
     if style_mixing_prob is not None:
       dlatents = self.random_style_mix(dlatents, labels, lod, style_mixing_prob)
-    if truncation_cutoff is None or truncation_cutoff > 0:
-      dlatents = truncate(dlatents, self.dlatent_avg.value, truncation_psi, truncation_cutoff)
+    dlatents = truncate(dlatents, self.dlatent_avg.value, truncation_psi, truncation_cutoff)
     return self.synthesis(dlatents, lod, noise_mode=noise_mode, resolution=resolution)
 
   def map(self, latents, labels=None, *, truncation_psi=1.0, truncation_cutoff=None):

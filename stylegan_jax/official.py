@@ -198,22 +198,26 @@ def config_from_kwargs(networks_: dict[str, OfficialNetwork]) -> tuple[NetworkCo
 # ---- Variable mapping --------------------------------------------------------------------------------------
 
 _IGNORED = ('lod', 'synthesis/lod')
+_NHWC_TO_NCHW, _NCHW_TO_NHWC = (0, 3, 1, 2), (0, 2, 3, 1)
 
 
-def _layout(collection: str, path: str):
-  """(official name, ours->official, official->ours) for one of our variables."""
-  if collection == 'noise':
-    return path, lambda x: np.transpose(x, (0, 3, 1, 2)), lambda x: np.transpose(x, (0, 2, 3, 1))
-  if collection == 'stats':
-    return path, np.asarray, np.asarray
-  if path.endswith('Const/const'):
-    return path, lambda x: np.transpose(x, (0, 3, 1, 2)), lambda x: np.transpose(x, (0, 2, 3, 1))
-  return path, np.asarray, np.asarray
+def _is_nchw(collection: str, path: str) -> bool:
+  """Official variables stored NCHW (ours NHWC): the 4x4 const and the noise buffers."""
+  return collection == 'noise' or path.endswith('Const/const')
 
 
 def _template(config: NetworkConfig, kind: str) -> dict:
   init = networks.init_generator if kind == 'generator' else networks.init_discriminator
   return jax.eval_shape(lambda key: init(config, key), jax.random.key(0))
+
+
+def official_shapes(config: NetworkConfig, kind: str) -> dict[str, tuple[int, ...]]:
+  """{official name: TF-layout shape} of every variable of our 'generator' or 'discriminator' (lod excluded)."""
+  shapes = {}
+  for key, spec in traverse_util.flatten_dict(_template(config, kind), sep='/').items():
+    collection, path = key.split('/', 1)
+    shapes[path] = tuple(spec.shape[i] for i in _NHWC_TO_NCHW) if _is_nchw(collection, path) else spec.shape
+  return shapes
 
 
 def variables_from_official(net: OfficialNetwork, config: NetworkConfig, kind: str) -> tuple[dict, list[str]]:
@@ -222,21 +226,19 @@ def variables_from_official(net: OfficialNetwork, config: NetworkConfig, kind: s
   Every one of our variables must be present with its exact shape, and every official variable must map
   (except `lod`): otherwise OfficialPickleError lists all the problems. Returns (variables, ignored names).
   """
-  ours = traverse_util.flatten_dict(_template(config, kind), sep='/')
-  expected, problems, result = {}, [], {}
-  for key, spec in ours.items():
-    collection, path = key.split('/', 1)
-    name, to_official, to_ours = _layout(collection, path)
-    official_shape = to_official(np.zeros(spec.shape, np.float32)).shape
-    expected[name] = (key, official_shape, to_ours)
-  for name, (key, shape, to_ours) in expected.items():
+  problems, result = [], {}
+  expected = official_shapes(config, kind)
+  for key in traverse_util.flatten_dict(_template(config, kind), sep='/'):
+    collection, name = key.split('/', 1)
+    shape = expected[name]
     if name not in net.variables:
       problems.append(f'missing variable {name} {list(shape)}')
     elif net.variables[name].shape != shape:
       problems.append(f'variable {name} has shape {list(net.variables[name].shape)}, expected {list(shape)} '
                       'for the config its static_kwargs describe')
     else:
-      result[key] = np.ascontiguousarray(to_ours(net.variables[name]))
+      value = net.variables[name]
+      result[key] = np.ascontiguousarray(value.transpose(_NCHW_TO_NHWC) if _is_nchw(collection, name) else value)
   ignored = [n for n in net.variables if n in _IGNORED]
   unmapped = [n for n in net.variables if n not in expected and n not in _IGNORED]
   problems += [f'unexpected variable {n} {list(net.variables[n].shape)}' for n in unmapped]
@@ -266,12 +268,86 @@ def load_official(source: Union[str, os.PathLike, BinaryIO]) -> ImportedNetworks
   return ImportedNetworks(config=config, report=report, **out)
 
 
-def official_variables(variables: dict) -> dict[str, Any]:
-  """Our variables of one network -> {official name: array in TF layout} (the inverse of the import)."""
-  flat = traverse_util.flatten_dict(jax.device_get(variables), sep='/')
+def official_variables(variables: dict) -> dict[str, np.ndarray]:
+  """Our variables of one network -> {official name: float32 array in TF layout} (the inverse of the import)."""
   result = {}
-  for key, value in flat.items():
-    collection, path = key.split('/', 1)
-    name, to_official, _ = _layout(collection, path)
-    result[name] = np.asarray(to_official(np.asarray(value)), np.float32)
+  for key, value in traverse_util.flatten_dict(jax.device_get(variables), sep='/').items():
+    collection, name = key.split('/', 1)
+    value = np.asarray(value, np.float32)
+    result[name] = np.ascontiguousarray(value.transpose(_NHWC_TO_NCHW)) if _is_nchw(collection, name) else value
   return result
+
+
+# ---- Writing the official layout ---------------------------------------------------------------------------
+
+
+def _kwargs_from_config(config: NetworkConfig, discriminator: bool) -> dict:
+  """static_kwargs for an official build: the dataset shape plus every non-default architecture value."""
+  defaults = NetworkConfig()
+  d_keys = {'fmap_base', 'fmap_decay', 'fmap_max', 'use_wscale', 'mbstd_group_size', 'mbstd_num_features',
+            'fused_scale', 'blur'}
+  kwargs = {'num_channels': config.num_channels, 'resolution': config.resolution, 'label_size': config.label_size}
+  for key, value in config.to_dict().items():
+    if key in kwargs or value == getattr(defaults, key) or (discriminator and key not in d_keys):
+      continue
+    if key == 'blur':
+      kwargs['blur_filter'] = [1, 2, 1] if value else None
+    elif not (discriminator and key in ('use_noise', 'use_instance_norm')):
+      kwargs[key] = value
+  return kwargs
+
+
+def _network_state(name, func, kwargs, variables, components=None):
+  net = NetworkState()
+  net.__dict__.update(version=3, name=name, static_kwargs=kwargs, components=components or {},
+                      build_module_src='# written by stylegan-jax; no source included',
+                      build_func_name=func, variables=list(variables.items()))
+  return net
+
+
+def official_networks(config: NetworkConfig, G: dict, D: dict, Gs: dict) -> tuple:
+  """Our variables -> the official `(G, D, Gs)` tuple of Network states (lod variables written as 0)."""
+  lod = np.float32(0.0)
+
+  def generator(name, variables):
+    flat = official_variables(variables)
+    kwargs = _kwargs_from_config(config, discriminator=False)
+    parts = {k: {n.split('/', 1)[1]: v for n, v in flat.items() if n.startswith(k + '/')}
+             for k in ('synthesis', 'mapping')}
+    synthesis = _network_state('G_synthesis', 'G_synthesis', dict(kwargs), {'lod': lod, **parts['synthesis']})
+    mapping = _network_state('G_mapping', 'G_mapping', dict(kwargs, dlatent_broadcast=config.num_layers),
+                             parts['mapping'])
+    return _network_state(name, 'G_style', kwargs, {'lod': lod, 'dlatent_avg': flat['dlatent_avg']},
+                          {'synthesis': synthesis, 'mapping': mapping})
+
+  d = _network_state('D', 'D_basic', _kwargs_from_config(config, discriminator=True),
+                     {'lod': lod, **official_variables(D)})
+  return generator('G', G), d, generator('Gs', Gs)
+
+
+class _OfficialPickler(pickle._Pickler):  # the pure-Python pickler lets us name globals as the official code
+  """Writes NetworkState as dnnlib.tflib.network.Network and numpy globals under their numpy 1.x names."""
+
+  def save_global(self, obj, name=None):
+    if obj is NetworkState:
+      module, name = 'dnnlib.tflib.network', 'Network'
+    else:
+      name = name or obj.__qualname__
+      module = pickle.whichmodule(obj, name).replace('numpy._core', 'numpy.core')
+    self.save(module)
+    self.save(name)
+    self.write(pickle.STACK_GLOBAL)
+    self.memoize(obj)
+
+
+def write_official_pickle(networks_: tuple, target: Union[str, os.PathLike, BinaryIO]) -> None:
+  """Writes a `(G, D, Gs)` tuple of NetworkState objects as an official network pickle (protocol 4)."""
+  buffer = io.BytesIO()
+  _OfficialPickler(buffer, protocol=4).dump(tuple(networks_))
+  if isinstance(target, (str, os.PathLike)):
+    tmp = f'{os.fspath(target)}.tmp'
+    with open(tmp, 'wb') as f:
+      f.write(buffer.getvalue())
+    os.replace(tmp, target)
+  else:
+    target.write(buffer.getvalue())
