@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The README's entry points. Each sets everything up first (venv, pip, Debian packages), then:
+#   ./run.sh train [flags]     progressive training of the Fashion-MNIST 32x32 quickstart
+#   ./run.sh test [pytest args]  the default test suite (what CI runs); `./run.sh test-all` adds the slow tests
+set -euo pipefail
+cd "$(dirname "$0")"
+VENV=${VENV:-.venv}
+SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
+FMNIST=/usr/share/datasets/fashion-mnist
+
+apt_install() {
+  $SUDO apt-get update -q
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@"
+}
+
+setup() {
+  if [ ! -x "$VENV/bin/python" ]; then
+    python3 -m venv "$VENV" 2>/dev/null || { rm -rf "$VENV"; apt_install python3-venv; python3 -m venv "$VENV"; }
+  fi
+  local stamp="$VENV/.installed-$(sha1sum pyproject.toml | cut -c1-12)"
+  if [ ! -f "$stamp" ]; then
+    "$VENV/bin/python" -m pip install -q --upgrade pip
+    "$VENV/bin/python" -m pip install -q -e '.[test]'
+    touch "$stamp"
+  fi
+  [ -f "$FMNIST/train-images-idx3-ubyte.gz" ] || apt_install dataset-fashion-mnist
+}
+
+cmd=${1:-}
+shift || true
+case "$cmd" in
+  train)
+    setup
+    "$VENV/bin/python" -m stylegan_jax.main --config configs/default.py --workdir "${WORKDIR:-workdir/quickstart}" "$@"
+    ;;
+  test)
+    setup
+    "$VENV/bin/python" -m pytest -m 'not slow' "$@"
+    ;;
+  test-all)
+    setup
+    "$VENV/bin/python" -m pytest "$@"
+    ;;
+  *)
+    echo "usage: $0 {train|test|test-all} [args]" >&2
+    exit 2
+    ;;
+esac
