@@ -1,0 +1,257 @@
+"""Command line for sampling, the paper's figures and export: `python -m stylegan_jax.sample COMMAND ...`.
+
+--network is an artifact directory (see export.py) or an official network pickle (*.pkl).
+
+  generate      PNGs from seeds, a latents .npy [N, latent_size] or a dlatents .npy [N, num_layers, dlatent_size]
+  style-mixing  the style-mixing grid (paper figure 3)
+  truncation    the truncation sweep (figure 8)
+  noise         noise variation and its per-pixel std (figure 4)
+  interpolate   a latent walk through seeds, as .gif or .mp4 (needs ffmpeg)
+  export        official .pkl -> artifact, artifact -> official .pkl, or artifact -> artifact (e.g. only Gs)
+
+Seeds are lists of integers and inclusive ranges, e.g. `0-7,42`.
+"""
+
+import argparse
+import json
+import os
+import sys
+from typing import Optional, Sequence
+
+import numpy as np
+
+from stylegan_jax import export, figures, networks, sampling
+
+# `generate` maps, synthesizes and writes this many batches at a time: bounded host memory for any N.
+_STEP_BATCHES = 16
+
+
+def parse_seeds(text: str) -> list[int]:
+  """'0-3,42' -> [0, 1, 2, 3, 42]."""
+  seeds = []
+  for part in text.split(','):
+    lo, dash, hi = part.strip().partition('-')
+    if not lo.isdigit() or (dash and not hi.isdigit()):
+      raise argparse.ArgumentTypeError(f'seeds are non-negative integers or ranges a-b, got {part!r}')
+    seeds += range(int(lo), int(hi or lo) + 1)
+  if not seeds or max(seeds) >= 2 ** 32:
+    raise argparse.ArgumentTypeError(f'need seeds in [0, 2**32), got {text!r}')
+  return seeds
+
+
+def parse_floats(text: str) -> list[float]:
+  try:
+    return [float(v) for v in text.split(',')]
+  except ValueError:
+    raise argparse.ArgumentTypeError(f'expected comma-separated numbers, got {text!r}') from None
+
+
+def parse_labels(text: Optional[str]):
+  """'3' (class 3 for all), '0,1,2' (one class id per image), '0.5,0,0.5' (one vector) or a .npy file."""
+  if text is None:
+    return None
+  if text.endswith('.npy'):
+    return np.load(text, allow_pickle=False)
+  values = text.split(',')
+  try:
+    return np.array([int(v) for v in values]) if len(values) > 1 else int(text)
+  except ValueError:
+    return np.array(parse_floats(text), np.float32)
+
+
+def _sampler(args) -> sampling.Sampler:
+  return sampling.Sampler.from_path(args.network, args.generator, batch_size=args.batch_size)
+
+
+def _save(image: np.ndarray, path: str) -> None:
+  print(f'wrote {sampling.save_png(image, path)} ({image.shape[1]}x{image.shape[0]})')
+
+
+# ---- Commands ----------------------------------------------------------------------------------------------
+
+
+def cmd_generate(args) -> None:
+  sampler = _sampler(args)
+  if sum(x is not None for x in (args.seeds, args.latents, args.dlatents)) != 1:
+    raise ValueError('pass exactly one of --seeds, --latents and --dlatents')
+  if args.dlatents and args.labels:
+    raise ValueError('--labels applies to the mapping network, which --dlatents skips')
+  if args.seeds is not None:
+    inputs, names, ids = sampler.latents(args.seeds), [f'seed{s:04d}' for s in args.seeds], np.asarray(args.seeds)
+  else:
+    inputs = np.load(args.latents or args.dlatents, allow_pickle=False)
+    prefix = 'latent' if args.latents else 'dlatent'
+    names, ids = [f'{prefix}{i:04d}' for i in range(len(inputs))], np.arange(len(inputs))
+  n = len(inputs)
+  labels = None if args.dlatents else sampler.labels(parse_labels(args.labels), n)
+  step = _STEP_BATCHES * args.batch_size
+  grid = []
+  for start in range(0, n, step):
+    part = slice(start, start + step)
+    dlatents = inputs[part] if args.dlatents else sampler.map(
+        inputs[part], None if labels is None else labels[part], psi=args.psi, cutoff=args.cutoff)
+    images = sampler.synthesize(dlatents, noise_mode=args.noise_mode, noise_seed=args.noise_seed, noise_ids=ids[part])
+    for name, image in zip(names[part], images):
+      sampling.save_png(image, os.path.join(args.outdir, f'{name}.png'))
+    if args.grid:
+      grid.append(images)
+  print(f'wrote {n} images to {args.outdir}')
+  if args.grid:
+    _save(sampling.image_grid(np.concatenate(grid), args.grid_cols), os.path.join(args.outdir, 'grid.png'))
+
+
+def cmd_style_mixing(args) -> None:
+  canvas = figures.style_mixing_figure(_sampler(args), args.row_seeds, args.col_seeds, args.styles.split(','),
+                                       labels=parse_labels(args.labels), psi=args.psi, cutoff=args.cutoff,
+                                       noise_mode=args.noise_mode)
+  _save(canvas, args.out)
+
+
+def cmd_truncation(args) -> None:
+  canvas = figures.truncation_figure(_sampler(args), args.seeds, args.psis, cutoff=args.cutoff,
+                                     labels=parse_labels(args.labels), noise_mode=args.noise_mode)
+  _save(canvas, args.out)
+
+
+def cmd_noise(args) -> None:
+  canvas = figures.noise_figure(_sampler(args), args.seeds, num_samples=args.samples, num_show=args.show,
+                                labels=parse_labels(args.labels), psi=args.psi, cutoff=args.cutoff,
+                                noise_seed=args.noise_seed)
+  _save(canvas, args.out)
+
+
+def cmd_interpolate(args) -> None:
+  frames = figures.interpolation_frames(_sampler(args), args.seeds, args.frames, space=args.space, loop=args.loop,
+                                        labels=parse_labels(args.labels), psi=args.psi, cutoff=args.cutoff,
+                                        noise_mode=args.noise_mode, noise_seed=args.noise_seed)
+  path = figures.save_animation(frames, args.out, args.fps)
+  print(f'wrote {path} ({len(frames)} frames of {frames.shape[2]}x{frames.shape[1]} at {args.fps:g} fps)')
+
+
+def _load_source(args) -> export.Artifact:
+  """The networks to export: --network (an artifact directory or an official .pkl).
+
+  A training workdir (--workdir, latest or chosen checkpoint) becomes one more source here.
+  """
+  return export.load_networks(args.network)
+
+
+def cmd_export(args) -> None:
+  source = _load_source(args)
+  names = args.networks.split(',') if args.networks else source.names()
+  missing = [n for n in names if n not in source.names()]
+  if missing or 'Gs' not in names:
+    raise ValueError(f'--networks must include Gs and only networks the source has ({source.names()}), '
+                     f'got {names}')
+  if args.out.endswith('.pkl'):
+    if os.path.exists(args.out) and not args.overwrite:
+      raise FileExistsError(f'{args.out} exists (pass --overwrite to replace it)')
+    export.export_official(export.Artifact(source.config, **{n: getattr(source, n) for n in names}), args.out)
+    print(f'wrote official network pickle {args.out} (G, D, Gs)')
+    return
+  metadata = {k: v for k, v in source.metadata.items() if k != 'created'}
+  metadata['source'] = os.path.abspath(args.network)
+  for item in args.metadata:
+    key, _, value = item.partition('=')
+    try:
+      metadata[key] = json.loads(value)
+    except json.JSONDecodeError:
+      metadata[key] = value
+  nets = {n: getattr(source, n) for n in names}
+  path = export.save_artifact(args.out, source.config, nets.pop('Gs'), metadata=metadata, overwrite=args.overwrite,
+                              **nets)
+  print(f'wrote artifact {path} ({", ".join(names)})')
+
+
+# ---- Arguments ---------------------------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+  parser = argparse.ArgumentParser(prog='python -m stylegan_jax.sample', description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  commands = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
+
+  def command(name, func, help_, *, truncation=True, noise_mode='const', noise_seed=True):
+    p = commands.add_parser(name, help=help_, description=help_)
+    p.set_defaults(func=func)
+    p.add_argument('--network', required=True, help='artifact directory or official network pickle (.pkl)')
+    p.add_argument('--generator', choices=('Gs', 'G'), default='Gs', help='which generator to sample (default Gs)')
+    p.add_argument('--batch-size', type=int, default=8, help='images per compiled batch (default 8)')
+    p.add_argument('--labels', help="conditional models: class id ('3'), one id per image ('0,1,2'), "
+                                    "a label vector ('0.5,0,0.5') or a .npy [N, label_size]")
+    if truncation:
+      p.add_argument('--psi', type=float, default=1.0, help='truncation psi (default 1 = none; official Gs: 0.7)')
+      p.add_argument('--cutoff', type=int, help='truncate layers < cutoff (default all; official Gs: 8)')
+    if noise_mode:
+      p.add_argument('--noise-mode', choices=networks.NOISE_MODES, default=noise_mode,
+                     help=f'random: fresh noise; const: the stored buffers; none (default {noise_mode})')
+    if noise_seed:
+      p.add_argument('--noise-seed', type=int, default=0, help='seed of the random noise (default 0)')
+    return p
+
+  p = command('generate', cmd_generate, 'images from seeds, latents or dlatents, one PNG each',
+              noise_mode='random')
+  p.add_argument('--seeds', type=parse_seeds, help="e.g. '0-7,42'")
+  p.add_argument('--latents', help='a .npy of z [N, latent_size]')
+  p.add_argument('--dlatents', help='a .npy of w [N, num_layers, dlatent_size] (already truncated; no labels)')
+  p.add_argument('--outdir', default='out', help='output directory (default out/)')
+  p.add_argument('--grid', action='store_true', help='also write grid.png with all images')
+  p.add_argument('--grid-cols', type=int, help='grid columns (default ~sqrt(N))')
+
+  p = command('style-mixing', cmd_style_mixing, 'style-mixing grid (paper figure 3)', noise_seed=False)
+  p.add_argument('--row-seeds', type=parse_seeds, required=True, help='left column: the images styles go into')
+  p.add_argument('--col-seeds', type=parse_seeds, required=True, help='top row: the images styles come from')
+  p.add_argument('--styles', default='coarse', help="layer range per row or one for all: coarse (4²-8²), middle "
+                                                    "(16²-32²), fine (64²+) or a-b layer indices, e.g. "
+                                                    "'coarse,coarse,middle,fine' or '0-3' (default coarse)")
+  p.add_argument('--out', default='style-mixing.png')
+
+  p = command('truncation', cmd_truncation, 'truncation sweep (paper figure 8)', truncation=False, noise_seed=False)
+  p.add_argument('--seeds', type=parse_seeds, required=True, help='one row per seed')
+  p.add_argument('--psis', type=parse_floats, default=[1, 0.7, 0.5, 0, -0.5, -1], help='one column per psi')
+  p.add_argument('--cutoff', type=int, help='truncate only layers < cutoff (default all, as the paper figure)')
+  p.add_argument('--out', default='truncation.png')
+
+  p = command('noise', cmd_noise, 'noise variation and its per-pixel std (paper figure 4)', noise_mode=None)
+  p.add_argument('--seeds', type=parse_seeds, required=True, help='one row per seed')
+  p.add_argument('--samples', type=int, default=100, help='noise draws for the std image (default 100)')
+  p.add_argument('--show', type=int, default=4, help='draws shown before the std image (default 4)')
+  p.add_argument('--out', default='noise.png')
+
+  p = command('interpolate', cmd_interpolate, 'latent walk through seeds as .gif or .mp4')
+  p.add_argument('--seeds', type=parse_seeds, required=True, help='the keyframes, in order')
+  p.add_argument('--space', choices=('z', 'w'), default='w', help='slerp in z or lerp in w (default w)')
+  p.add_argument('--frames', type=int, default=120, help='total frames (default 120)')
+  p.add_argument('--fps', type=float, default=30.0)
+  p.add_argument('--loop', action='store_true', help='walk back to the first seed')
+  p.add_argument('--out', default='interpolation.gif', help='.gif, or .mp4 with ffmpeg on PATH')
+
+  p = commands.add_parser('export', help='convert between artifacts and official network pickles',
+                          description='Reads --network (artifact directory or official .pkl) and writes --out: '
+                                      'an official (G, D, Gs) pickle if it ends in .pkl, else an artifact directory.')
+  p.set_defaults(func=cmd_export)
+  p.add_argument('--network', required=True, help='artifact directory or official network pickle (.pkl)')
+  p.add_argument('--out', required=True, help='*.pkl: official pickle (needs D); otherwise an artifact directory')
+  p.add_argument('--networks', help='comma-separated subset of Gs,G,D to write (default all the source has)')
+  p.add_argument('--metadata', action='append', default=[], metavar='KEY=VALUE',
+                 help='artifact metadata entry (JSON value or string), repeatable, e.g. kimg=25000')
+  p.add_argument('--overwrite', action='store_true', help='replace --out if it exists')
+  return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+  args = _parser().parse_args(argv)
+  try:
+    args.func(args)
+  except (ValueError, RuntimeError, OSError) as e:  # bad input files or arguments: one line, no traceback
+    print(f'error: {e}', file=sys.stderr)
+    return 1
+  return 0
+
+
+def run() -> None:
+  sys.exit(main())
+
+
+if __name__ == '__main__':
+  run()
