@@ -56,14 +56,16 @@ def conv2d(x: jax.Array, w: jax.Array, stride: int = 1) -> jax.Array:
 
 
 def blur(x: jax.Array) -> jax.Array:
-  """Depthwise 3x3 low-pass filter outer([1,2,1],[1,2,1])/16, zero-padded SAME, computed in float32."""
-  k = np.array([1.0, 2.0, 1.0], np.float32)
-  k = np.outer(k, k) / 16.0
-  c = x.shape[-1]
-  kernel = jnp.asarray(np.tile(k[:, :, None, None], [1, 1, 1, c]))
-  y = lax.conv_general_dilated(x.astype(jnp.float32), kernel, (1, 1), 'SAME', dimension_numbers=_NHWC,
-                               feature_group_count=c)
-  return y.astype(x.dtype)
+  """Depthwise 3x3 low-pass filter outer([1,2,1],[1,2,1])/16, zero-padded SAME, computed in float32.
+
+  Applied as its two separable [1,2,1]/4 passes of shifted adds: the same filter, and far faster than a
+  grouped convolution on CPU.
+  """
+  dtype = x.dtype
+  x = jnp.pad(x.astype(jnp.float32), ((0, 0), (1, 1), (1, 1), (0, 0)))
+  x = x[:, :-2] + 2.0 * x[:, 1:-1] + x[:, 2:]
+  x = (x[:, :, :-2] + 2.0 * x[:, :, 1:-1] + x[:, :, 2:]) * (1.0 / 16.0)
+  return x.astype(dtype)
 
 
 def upscale2d(x: jax.Array, factor: int = 2) -> jax.Array:

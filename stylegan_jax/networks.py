@@ -16,7 +16,7 @@ at that lod, without the redundant nearest-neighbour up/down-sampling.
 """
 
 import math
-from typing import Optional
+from typing import Optional, Sequence
 
 import flax.linen as nn
 import jax
@@ -188,7 +188,9 @@ class Synthesis(nn.Module):
   config: NetworkConfig
 
   @nn.compact
-  def __call__(self, dlatents, lod=0.0, *, noise_mode: str = 'random', resolution: Optional[int] = None):
+  def __call__(self, dlatents, lod=0.0, *, noise_mode: str = 'random', resolution: Optional[int] = None,
+               noise: Optional[Sequence] = None):
+    """`noise`, if given, is the per-layer noise ([N, H, W, 1] or None per layer), overriding noise_mode."""
     cfg = self.config
     full_log2 = cfg.resolution_log2
     out_log2 = full_log2 if resolution is None else int(math.log2(resolution))
@@ -196,7 +198,9 @@ class Synthesis(nn.Module):
       raise ValueError(f'resolution must be a power of two in [4, {cfg.resolution}], got {resolution}')
     if dlatents.shape[1:] != (cfg.num_layers, cfg.dlatent_size):
       raise ValueError(f'dlatents must be [N, {cfg.num_layers}, {cfg.dlatent_size}], got {dlatents.shape}')
-    noise_inputs = self._noise_inputs(noise_mode, dlatents.shape[0], out_log2)
+    noise_inputs = self._noise_inputs('none' if noise is not None else noise_mode, dlatents.shape[0], out_log2)
+    if noise is not None:
+      noise_inputs = list(noise) + [None] * (cfg.num_layers - len(noise))
     x = SynthesisBlock(cfg, 2, name='4x4')(None, dlatents, noise_inputs)
     images = self._to_rgb(x, full_log2 - 2)
     for r in range(3, out_log2 + 1):
@@ -263,7 +267,7 @@ class Generator(nn.Module):
     self.dlatent_avg = self.variable('stats', 'dlatent_avg', jnp.zeros, (self.config.dlatent_size,), jnp.float32)
 
   def __call__(self, latents, labels=None, lod=0.0, *, truncation_psi=1.0, truncation_cutoff=None,
-               noise_mode: str = 'random', resolution: Optional[int] = None,
+               noise_mode: str = 'random', resolution: Optional[int] = None, noise: Optional[Sequence] = None,
                dlatent_avg_beta: Optional[float] = None, style_mixing_prob: Optional[float] = None):
     """latents [N, latent_size] -> images [N, res, res, num_channels].
 
@@ -278,7 +282,7 @@ class Generator(nn.Module):
     if style_mixing_prob is not None:
       dlatents = self.random_style_mix(dlatents, labels, lod, style_mixing_prob)
     dlatents = truncate(dlatents, self.dlatent_avg.value, truncation_psi, truncation_cutoff)
-    return self.synthesis(dlatents, lod, noise_mode=noise_mode, resolution=resolution)
+    return self.synthesis(dlatents, lod, noise_mode=noise_mode, resolution=resolution, noise=noise)
 
   def map(self, latents, labels=None, *, truncation_psi=1.0, truncation_cutoff=None):
     """latents -> dlatents [N, num_layers, dlatent_size], truncated towards dlatent_avg when psi != 1."""

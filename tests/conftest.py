@@ -3,8 +3,11 @@
 import os
 import pathlib
 
-import jax
-import pytest
+# Multi-device code is tested on 8 CPU devices; this must precede the first JAX import.
+os.environ['XLA_FLAGS'] = os.environ.get('XLA_FLAGS', '') + ' --xla_force_host_platform_device_count=8'
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
 
 # Parity with the official float32 outputs needs full-precision matmuls and convolutions.
 jax.config.update('jax_default_matmul_precision', 'highest')

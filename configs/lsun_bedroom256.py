@@ -1,0 +1,15 @@
+"""Official LSUN Bedroom 256x256 (train.py 'lsun-bedroom-full'): no mirroring, about 70M images.
+
+Prepare: python -m stylegan_jax.data.prepare --config configs/lsun_bedroom256.py   (TFDS catalog; needs TensorFlow
+         and the download to be reachable)
+Run:     python -m stylegan_jax.main --config configs/lsun_bedroom256.py --workdir workdir/lsun_bedroom256
+Expected (paper): FID50k 2.65.
+"""
+
+from configs import official
+
+
+def get_config(num_gpus: str = '8'):
+  config = official.official_config(256, num_gpus=int(num_gpus), total_kimg=70000, mirror_augment=False)
+  config.data.update(name='lsun/bedroom', crop='center')
+  return config

@@ -1,0 +1,36 @@
+"""The official StyleGAN training setups (NVlabs/stylegan train.py, training_loop.py; spec §5).
+
+`official_config` gives the networks at their official defaults (26.2M-parameter G at 1024²), the official
+schedule for a number of GPUs, logistic loss with R1 (gamma 10), Gs half-life 10 kimg, style mixing 0.9.
+The per-dataset files (ffhq1024.py, ...) call it.
+"""
+
+import ml_collections
+
+from configs import default
+from stylegan_jax.network_config import NetworkConfig
+
+# Global minibatch by resolution for 1, 2, 4 and 8 GPUs (train.py), with the base for the rest.
+MINIBATCH = {
+    1: (4, {4: 128, 8: 128, 16: 128, 32: 64, 64: 32, 128: 16, 256: 8, 512: 4}),
+    2: (8, {4: 256, 8: 256, 16: 128, 32: 64, 64: 32, 128: 16, 256: 8}),
+    4: (16, {4: 512, 8: 256, 16: 128, 32: 64, 64: 32, 128: 16}),
+    8: (32, {4: 512, 8: 256, 16: 128, 32: 64, 64: 32}),
+}
+LRATE = {128: 0.0015, 256: 0.002, 512: 0.003, 1024: 0.003}
+TICK_KIMG = {4: 160, 8: 140, 16: 120, 32: 100, 64: 80, 128: 60, 256: 40, 512: 30, 1024: 20}
+
+
+def official_config(resolution: int, *, num_gpus: int = 8, total_kimg: float = 25000, mirror_augment: bool):
+  config = default.get_config()
+  config.model = ml_collections.ConfigDict(NetworkConfig(resolution=resolution, num_channels=3).to_dict())
+  config.data.update(resolution=resolution, num_channels=3)
+  minibatch_base, minibatch_dict = MINIBATCH[num_gpus]
+  config.schedule.update(
+      lod_initial_resolution=8, lod_training_kimg=600.0, lod_transition_kimg=600.0,
+      minibatch_base=minibatch_base, minibatch_dict={str(k): v for k, v in minibatch_dict.items()},
+      G_lrate_base=0.001, G_lrate_dict={str(k): v for k, v in LRATE.items()}, D_lrate_base=0.001,
+      D_lrate_dict={str(k): v for k, v in LRATE.items()}, tick_kimg_base=160.0,
+      tick_kimg_dict={str(k): float(v) for k, v in TICK_KIMG.items()})
+  config.train.update(total_kimg=float(total_kimg), mirror_augment=mirror_augment, grid_size=(8, 4))
+  return config

@@ -1,0 +1,85 @@
+"""The progressive-growing schedule: a pure function of the number of images shown (official training_schedule).
+
+Phases alternate `lod_training_kimg` of stable training with `lod_transition_kimg` of fade-in, starting at
+`lod_initial_resolution`. The stage resolution (and with it minibatch, learning rates and the dataset level)
+switches to the new resolution when its fade-in starts (spec §5).
+"""
+
+import dataclasses
+import math
+from typing import Mapping
+
+
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+  kimg: float
+  lod: float            # level of detail: 0 = full resolution; fractional while a level fades in
+  resolution: int       # stage resolution = 2 ** (log2(full) - floor(lod))
+  minibatch: int        # global minibatch at this stage
+  G_lrate: float
+  D_lrate: float
+  tick_kimg: float
+
+  @property
+  def alpha(self) -> float:
+    """Fade-in progress of the stage's resolution: 0 as it starts fading in, 1 once stable."""
+    return 1.0 - (self.lod - math.floor(self.lod))
+
+  @property
+  def lod_bounds(self) -> tuple[int, int]:
+    """(floor(lod), ceil(lod)): Adam state is reset whenever these change (start of a fade or stable phase)."""
+    return math.floor(self.lod), math.ceil(self.lod)
+
+
+def _lookup(table: Mapping, resolution: int, default):
+  """`table[resolution]`, accepting int or str keys (ml_collections configs may hold either)."""
+  return table.get(resolution, table.get(str(resolution), default))
+
+
+def training_schedule(nimg: int, *, resolution: int, lod_initial_resolution: int = 4,
+                      lod_training_kimg: float = 600, lod_transition_kimg: float = 600,
+                      minibatch_base: int = 16, minibatch_dict: Mapping = (), G_lrate_base: float = 0.001,
+                      G_lrate_dict: Mapping = (), D_lrate_base: float = 0.001, D_lrate_dict: Mapping = (),
+                      lrate_rampup_kimg: float = 0, tick_kimg_base: float = 160,
+                      tick_kimg_dict: Mapping = ()) -> Schedule:
+  """The schedule after `nimg` images for a dataset of `resolution`; arguments as in the official loop."""
+  minibatch_dict, tick_kimg_dict = dict(minibatch_dict), dict(tick_kimg_dict)
+  G_lrate_dict, D_lrate_dict = dict(G_lrate_dict), dict(D_lrate_dict)
+  kimg = nimg / 1000.0
+  resolution_log2 = int(math.log2(resolution))
+  phase_dur = lod_training_kimg + lod_transition_kimg
+  phase_idx = int(math.floor(kimg / phase_dur)) if phase_dur > 0 else 0
+  phase_kimg = kimg - phase_idx * phase_dur
+  lod = resolution_log2 - math.floor(math.log2(lod_initial_resolution)) - phase_idx
+  if lod_transition_kimg > 0:
+    lod -= max(phase_kimg - lod_training_kimg, 0.0) / lod_transition_kimg
+  lod = max(float(lod), 0.0)
+  stage = 2 ** (resolution_log2 - int(math.floor(lod)))
+  G_lrate = _lookup(G_lrate_dict, stage, G_lrate_base)
+  D_lrate = _lookup(D_lrate_dict, stage, D_lrate_base)
+  if lrate_rampup_kimg > 0:
+    rampup = min(kimg / lrate_rampup_kimg, 1.0)
+    G_lrate, D_lrate = G_lrate * rampup, D_lrate * rampup
+  return Schedule(kimg=kimg, lod=lod, resolution=stage, minibatch=int(_lookup(minibatch_dict, stage, minibatch_base)),
+                  G_lrate=float(G_lrate), D_lrate=float(D_lrate),
+                  tick_kimg=float(_lookup(tick_kimg_dict, stage, tick_kimg_base)))
+
+
+def schedule_from_config(nimg: int, sched_config, resolution: int) -> Schedule:
+  """`training_schedule` with the keyword arguments of `config.schedule`."""
+  return training_schedule(nimg, resolution=resolution, **dict(sched_config))
+
+
+def stage_resolutions(sched_config, resolution: int) -> list[int]:
+  """Every stage resolution the schedule visits, from the initial one up to `resolution`."""
+  start = max(int(math.log2(sched_config.get('lod_initial_resolution', 4))), 2)
+  return [2 ** r for r in range(start, int(math.log2(resolution)) + 1)]
+
+
+def check_minibatches(sched_config, resolution: int, num_devices: int) -> None:
+  """Every stage's global minibatch must split evenly across the devices; raises ValueError otherwise."""
+  for stage in stage_resolutions(sched_config, resolution):
+    mb = int(_lookup(dict(sched_config.get('minibatch_dict', {})), stage, sched_config.get('minibatch_base', 16)))
+    if mb % num_devices:
+      raise ValueError(f'the minibatch at {stage}x{stage} is {mb}, which does not divide across {num_devices} '
+                       'devices: choose a multiple of the device count in schedule.minibatch_dict/minibatch_base')

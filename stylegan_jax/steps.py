@@ -1,0 +1,195 @@
+"""Per-stage training steps: a D step (with its penalty and the Gs update) and a G step.
+
+Each is `jit(shard_map(...))` over a 1-D device mesh with axis 'batch': the state is replicated, the minibatch
+is split across devices, and gradients are averaged with `lax.pmean`. One pair is built per stage resolution
+(static shapes) and cached; `lod` and the learning rates are traced arguments, so a stage never recompiles while
+its fade-in progresses.
+
+Randomness: z, the per-layer noise and the WGAN-GP mixing factors are drawn per sample from keys indexed by the
+sample's position in the global minibatch, so they do not depend on the device count. Style mixing (one draw per
+device minibatch) and minibatch stddev (groups within a device's minibatch) are per device, as in the official
+multi-GPU code.
+"""
+
+import dataclasses
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from stylegan_jax import layers, losses, networks
+from stylegan_jax.network_config import NetworkConfig
+from stylegan_jax.train_state import TrainState, adam
+
+AXIS = 'batch'
+_Z, _GP_MIX, _NOISE = 0, 1, 2  # fold_in tags of the per-sample streams (noise layer i uses _NOISE + i)
+
+
+def make_mesh(devices=None) -> Mesh:
+  """A 1-D data-parallel mesh over all (global) devices."""
+  return Mesh(np.asarray(devices if devices is not None else jax.devices()), (AXIS,))
+
+
+def process_reals(images, lod):
+  """uint8 [N, H, W, C] at the stage resolution -> float [-1, 1], faded towards the next lower level.
+
+  The fade is the official FadeLOD: lerp(x, nearest_up(box_down(x)), lod - floor(lod)). Mirroring is done by
+  the input pipeline.
+  """
+  x = images.astype(jnp.float32) * (2.0 / 255.0) - 1.0
+  lower = layers.upscale2d(layers.downscale2d(x))
+  return layers.lerp(x, lower, lod - jnp.floor(lod))
+
+
+def _sample_keys(step_key, local_batch: int):
+  """Keys for this device's samples: rows [i*n, (i+1)*n) of split(step_key, global batch)."""
+  global_batch = local_batch * lax.axis_size(AXIS)
+  keys = jax.random.split(step_key, global_batch)
+  return lax.dynamic_slice_in_dim(keys, lax.axis_index(AXIS) * local_batch, local_batch)
+
+
+def _per_sample(keys, tag: int, shape):
+  return jax.vmap(lambda k: jax.random.normal(jax.random.fold_in(k, tag), shape))(keys)
+
+
+def _select(pred, new, old):
+  return jax.tree_util.tree_map(lambda n, o: jnp.where(pred, n, o), new, old)
+
+
+def _adam_update(params, opt_state, grads, lr):
+  """One Adam step, or no change at all when any gradient is not finite. Returns (params, opt, finite)."""
+  updates, new_opt = adam().update(grads, opt_state)
+  new_params = jax.tree_util.tree_map(lambda p, u: p - lr * u, params, updates)
+  finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree_util.tree_leaves(grads)]))
+  return _select(finite, new_params, params), _select(finite, new_opt, opt_state), finite
+
+
+def _global_norm(tree):
+  return jnp.sqrt(sum(jnp.sum(jnp.square(x)) for x in jax.tree_util.tree_leaves(tree)))
+
+
+@dataclasses.dataclass
+class StageSteps:
+  """The compiled step pair of one stage; `traces` counts how often each was traced (1 = compiled once)."""
+  resolution: int
+  global_batch: int
+  d_step: Callable  # (state, images uint8 [B,H,W,C], labels [B,L], lod, lr) -> (state, metrics)
+  g_step: Callable  # (state, labels [B,L], lod, lr) -> (state, metrics)
+  traces: dict
+
+
+def build_stage_steps(model: NetworkConfig, config, resolution: int, global_batch: int, mesh: Mesh) -> StageSteps:
+  """The D and G steps for one stage. `config` is the run config (uses .loss and .train)."""
+  G, D = networks.Generator(model), networks.Discriminator(model)
+  train, loss_config = config.train, config.loss
+  num_devices = mesh.devices.size
+  if global_batch % num_devices:
+    raise ValueError(f'minibatch {global_batch} at {resolution}x{resolution} does not divide across '
+                     f'{num_devices} devices')
+  gs_beta = 0.5 ** (global_batch / (train.G_smoothing_kimg * 1000.0))
+  mixing_prob = train.style_mixing_prob or None
+  stage_layers = 2 * int(np.log2(resolution)) - 2
+  traces = {'d_step': 0, 'g_step': 0}
+
+  def labels_or_none(labels):
+    return labels if model.label_size else None
+
+  def generate(g_vars, keys, labels, lod, mixing_key):
+    """Fakes at the stage resolution and G's updated stats (dlatent_avg)."""
+    z = _per_sample(keys, _Z, (model.latent_size,))
+    noise = [_per_sample(keys, _NOISE + i, (2 ** (i // 2 + 2),) * 2 + (1,)) for i in range(stage_layers)]
+    fakes, updates = G.apply(g_vars, z, labels_or_none(labels), lod, resolution=resolution, noise=noise,
+                             dlatent_avg_beta=train.dlatent_avg_beta, style_mixing_prob=mixing_prob,
+                             mutable=['stats'], rngs={'mixing': mixing_key})
+    return fakes, lax.pmean(updates['stats'], AXIS)
+
+  def step_keys(state, local_batch):
+    rng, step_key = jax.random.split(state.rng)
+    mixing_key = jax.random.fold_in(jax.random.fold_in(step_key, 1), lax.axis_index(AXIS))
+    return rng, _sample_keys(step_key, local_batch), mixing_key
+
+  def d_body(state: TrainState, images, labels, lod, lr):
+    traces['d_step'] += 1
+    rng, keys, mixing_key = step_keys(state, images.shape[0])
+    fakes, g_stats = generate(state.G, keys, labels, lod, mixing_key)
+    reals = process_reals(images, lod)
+    mix_factors = jax.vmap(lambda k: jax.random.uniform(jax.random.fold_in(k, _GP_MIX)))(keys)
+
+    def loss_fn(d_params):
+      d_fn = lambda x: D.apply({'params': d_params}, x, labels_or_none(labels), lod)
+      loss, aux = losses.discriminator_loss(loss_config, d_fn, reals, lax.stop_gradient(fakes), lod, mix_factors)
+      return jnp.mean(loss), aux
+
+    (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.D['params'])
+    grads = lax.pmean(grads, AXIS)
+    d_params, d_opt, finite = _adam_update(state.D['params'], state.D_opt, grads, lr)
+    g_vars = {**state.G, 'stats': g_stats}
+    gs_params = jax.tree_util.tree_map(lambda g, s: layers.lerp(g, s, gs_beta), g_vars['params'],
+                                       state.Gs['params'])
+    new_state = state.replace(D={'params': d_params}, D_opt=d_opt, G=g_vars, rng=rng,
+                              Gs={**g_vars, 'params': gs_params}, nimg=state.nimg + global_batch,
+                              skipped=state.skipped.at[0].add(1 - finite.astype(jnp.int32)))
+    metrics = {'loss_D': loss, 'grad_norm_D': _global_norm(grads), 'D_real': jnp.mean(aux['real_scores']),
+               'D_fake': jnp.mean(aux['fake_scores']), 'skipped_D': 1.0 - finite.astype(jnp.float32)}
+    for name in ('r1_penalty', 'gradient_penalty'):
+      if name in aux:
+        metrics[name] = jnp.mean(aux[name])
+    return new_state, lax.pmean(metrics, AXIS)
+
+  def g_body(state: TrainState, labels, lod, lr):
+    traces['g_step'] += 1
+    rng, keys, mixing_key = step_keys(state, labels.shape[0])
+
+    def loss_fn(g_params):
+      fakes, g_stats = generate({**state.G, 'params': g_params}, keys, labels, lod, mixing_key)
+      scores = D.apply(state.D, fakes, labels_or_none(labels), lod)
+      return jnp.mean(losses.generator_loss(loss_config, scores)), g_stats
+
+    (loss, g_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.G['params'])
+    grads = lax.pmean(grads, AXIS)
+    g_params, g_opt, finite = _adam_update(state.G['params'], state.G_opt, grads, lr)
+    new_state = state.replace(G={**state.G, 'params': g_params, 'stats': g_stats}, G_opt=g_opt, rng=rng,
+                              skipped=state.skipped.at[1].add(1 - finite.astype(jnp.int32)))
+    metrics = {'loss_G': loss, 'grad_norm_G': _global_norm(grads), 'skipped_G': 1.0 - finite.astype(jnp.float32)}
+    return new_state, lax.pmean(metrics, AXIS)
+
+  # check_vma=False gives pmap semantics: gradients of the replicated params stay per device until the
+  # explicit pmean (with vma checking, shard_map would psum them implicitly).
+  batch = P(AXIS)
+  d_step = jax.jit(jax.shard_map(d_body, mesh=mesh, in_specs=(P(), batch, batch, P(), P()), out_specs=(P(), P()),
+                                 check_vma=False), donate_argnums=0)
+  g_step = jax.jit(jax.shard_map(g_body, mesh=mesh, in_specs=(P(), batch, P(), P()), out_specs=(P(), P()),
+                                 check_vma=False), donate_argnums=0)
+  return StageSteps(resolution, global_batch, d_step, g_step, traces)
+
+
+class StepCache:
+  """Builds each stage's step pair the first time the stage is reached, and keeps it."""
+
+  def __init__(self, model: NetworkConfig, config, mesh: Mesh):
+    self.model, self.config, self.mesh = model, config, mesh
+    self.stages: dict[int, StageSteps] = {}
+
+  def __call__(self, resolution: int, global_batch: int) -> StageSteps:
+    steps = self.stages.get(resolution)
+    if steps is None or steps.global_batch != global_batch:
+      steps = self.stages[resolution] = build_stage_steps(self.model, self.config, resolution, global_batch,
+                                                          self.mesh)
+    return steps
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+  return NamedSharding(mesh, P())
+
+
+def replicate(tree, mesh: Mesh):
+  """Places a pytree on every device of `mesh` (replicated), with an explicit sharding."""
+  return jax.device_put(tree, replicated(mesh))
+
+
+def shard_batch(array, mesh: Mesh):
+  """A global [B, ...] array from this process's [B / process_count, ...] rows, split along 'batch'."""
+  return jax.make_array_from_process_local_data(NamedSharding(mesh, P(AXIS)), np.asarray(array))

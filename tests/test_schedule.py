@@ -1,0 +1,58 @@
+"""The progressive schedule against the official FFHQ timetable (spec §5)."""
+
+import pytest
+
+from configs import default, ffhq1024
+from stylegan_jax import schedule
+
+
+@pytest.fixture(scope='module')
+def ffhq():
+  return ffhq1024.get_config()
+
+
+# (kimg, lod, stage resolution, minibatch (8 GPUs), learning rate, tick kimg)
+FFHQ_TIMETABLE = [
+    (0, 7.0, 8, 256, 0.001, 140), (599, 7.0, 8, 256, 0.001, 140), (900, 6.5, 16, 128, 0.001, 120),
+    (1200, 6.0, 16, 128, 0.001, 120), (1800, 6.0, 16, 128, 0.001, 120), (2100, 5.5, 32, 64, 0.001, 100),
+    (3000, 5.0, 32, 64, 0.001, 100), (3300, 4.5, 64, 32, 0.001, 80), (4500, 3.5, 128, 32, 0.0015, 60),
+    (5700, 2.5, 256, 32, 0.002, 40), (6900, 1.5, 512, 32, 0.003, 30), (7800, 1.0, 512, 32, 0.003, 30),
+    (8100, 0.5, 1024, 32, 0.003, 20), (8400, 0.0, 1024, 32, 0.003, 20), (25000, 0.0, 1024, 32, 0.003, 20),
+]
+
+
+@pytest.mark.parametrize('kimg,lod,res,minibatch,lrate,tick', FFHQ_TIMETABLE)
+def test_official_ffhq_timetable(ffhq, kimg, lod, res, minibatch, lrate, tick):
+  s = schedule.schedule_from_config(kimg * 1000, ffhq.schedule, 1024)
+  assert (s.lod, s.resolution, s.minibatch, s.tick_kimg) == pytest.approx((lod, res, minibatch, tick))
+  assert s.G_lrate == s.D_lrate == pytest.approx(lrate)
+
+
+def test_fade_alpha_and_adam_reset_boundaries(ffhq):
+  at = lambda kimg: schedule.schedule_from_config(int(kimg * 1000), ffhq.schedule, 1024)
+  assert at(600).alpha == 1.0 and at(900).alpha == pytest.approx(0.5) and at(1199.4).alpha == pytest.approx(1.0, abs=1e-3)
+  bounds = [at(k).lod_bounds for k in (0, 599, 601, 1199, 1200, 1799, 1801)]
+  # Adam resets where the bounds change: at each fade start (600) and stable start (1200), and at 1800.
+  changes = [i for i in range(1, len(bounds)) if bounds[i] != bounds[i - 1]]
+  assert changes == [2, 4, 6]
+
+
+def test_single_gpu_minibatches():
+  cfg = ffhq1024.get_config('1')
+  assert [schedule.schedule_from_config(k * 1000, cfg.schedule, 1024).minibatch for k in (0, 4500, 6900, 8400)] == [
+      128, 16, 4, 4]
+
+
+def test_minibatch_must_divide_across_devices():
+  cfg = default.get_config()
+  schedule.check_minibatches(cfg.schedule, 32, 8)
+  cfg.schedule.minibatch_dict = {'16': 12}
+  with pytest.raises(ValueError, match='minibatch at 16x16 is 12, which does not divide across 8 devices'):
+    schedule.check_minibatches(cfg.schedule, 32, 8)
+
+
+def test_quickstart_grows_8_16_32():
+  cfg = default.get_config()
+  assert schedule.stage_resolutions(cfg.schedule, 32) == [8, 16, 32]
+  stages = [schedule.schedule_from_config(k * 1000, cfg.schedule, 32).resolution for k in (0, 16, 31, 46, 100)]
+  assert stages == [8, 16, 16, 32, 32]

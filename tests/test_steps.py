@@ -1,0 +1,154 @@
+"""The per-stage step functions: data-parallel equivalence, one compile per stage, EMA, mixing, skipped steps."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import default
+from stylegan_jax import networks, steps, train_state
+from stylegan_jax.network_config import NetworkConfig
+
+MODEL = NetworkConfig(resolution=16, num_channels=1, fmap_base=64, fmap_max=32, latent_size=16, dlatent_size=16,
+                      mapping_layers=2, mapping_fmaps=16)
+
+
+def run_config(**train):
+  config = default.get_config()
+  config.train.update(**train)
+  return config
+
+
+def initial_state(model, mesh, seed=0):
+  """A fresh state with noise strengths near 1 and a small random const.
+
+  At the official init (const 1, noise strength 0) the 4x4 const layer is the same at every pixel, so instance
+  norm cancels its bias exactly: a zero gradient that Adam's first step turns into +-lr from rounding noise.
+  """
+  state = train_state.create_train_state(model, seed)
+  keys = iter(jax.random.split(jax.random.key(seed + 1), 64))
+
+  def perturb(path, x):
+    names = [getattr(p, 'key', None) for p in path]
+    if 'Noise' in names:
+      return 1.0 + 0.1 * jax.random.normal(next(keys), x.shape)
+    return 0.1 * jax.random.normal(next(keys), x.shape) if names[-1] == 'const' else x
+
+  g = {**state.G, 'params': jax.tree_util.tree_map_with_path(perturb, state.G['params'])}
+  return steps.replicate(state.replace(G=g, Gs=jax.tree_util.tree_map(jnp.copy, g)), mesh)
+
+
+def batches(model, n, global_batch, seed=0):
+  rs = np.random.RandomState(seed)
+  return [rs.randint(0, 256, (global_batch, 16, 16, model.num_channels)).astype(np.uint8) for _ in range(n)]
+
+
+def train_steps(model, config, mesh, images, lods):
+  pair = steps.build_stage_steps(model, config, 16, images[0].shape[0], mesh)
+  state = initial_state(model, mesh)
+  labels = steps.shard_batch(np.zeros((images[0].shape[0], 0), np.float32), mesh)
+  for batch, lod in zip(images, lods):
+    state, _ = pair.d_step(state, steps.shard_batch(batch, mesh), labels, jnp.float32(lod), jnp.float32(0.002))
+    state, _ = pair.g_step(state, labels, jnp.float32(lod), jnp.float32(0.002))
+  return jax.device_get(state), pair
+
+
+def test_one_and_eight_devices_train_identically():
+  """Same global batch and seeds on 1 and 8 devices -> the same G, D, Gs, dlatent_avg and Adam state.
+
+  Minibatch stddev and style mixing are off: the official code defines both per device (groups within, and one
+  crossover per, device minibatch), so they legitimately depend on the device count.
+  """
+  assert jax.device_count() >= 8, 'tests run with XLA_FLAGS=--xla_force_host_platform_device_count=8 (conftest)'
+  model = NetworkConfig(**{**MODEL.to_dict(), 'mbstd_group_size': 0})
+  config = run_config(style_mixing_prob=0.0)
+  images = batches(model, 3, 16)
+  lods = [0.9, 0.6, 0.3]
+  one, _ = train_steps(model, config, steps.make_mesh(jax.devices()[:1]), images, lods)
+  eight, _ = train_steps(model, config, steps.make_mesh(jax.devices()[:8]), images, lods)
+  for a, b in zip(jax.tree_util.tree_leaves_with_path(one), jax.tree_util.tree_leaves_with_path(eight)):
+    np.testing.assert_allclose(a[1], b[1], rtol=1e-4, atol=2e-5, err_msg=jax.tree_util.keystr(a[0]))
+  assert int(one.nimg) == int(eight.nimg) == 48
+
+
+def test_stage_compiles_once_while_lod_moves():
+  mesh = steps.make_mesh(jax.devices()[:2])
+  cache = steps.StepCache(MODEL, run_config(), mesh)
+  pair = cache(16, 8)
+  state = initial_state(MODEL, mesh)
+  reset = jax.jit(train_state.reset_optimizers, out_shardings=steps.replicated(mesh), donate_argnums=0)
+  labels = steps.shard_batch(np.zeros((8, 0), np.float32), mesh)
+  for i, (batch, lod) in enumerate(zip(batches(MODEL, 5, 8), [1.0, 0.8, 0.5, 0.2, 0.0])):
+    if i in (1, 4):  # the official Adam resets at the fade start and at the stable start
+      state = reset(state)
+    state, _ = pair.d_step(state, steps.shard_batch(batch, mesh), labels, jnp.float32(lod), jnp.float32(0.001))
+    state, _ = pair.g_step(state, labels, jnp.float32(lod), jnp.float32(0.001))
+  assert pair.traces == {'d_step': 1, 'g_step': 1}
+  assert pair.d_step._cache_size() == 1 and pair.g_step._cache_size() == 1
+  assert cache(16, 8) is pair and len(cache.stages) == 1
+  assert cache(8, 8) is not pair and len(cache.stages) == 2
+
+
+def test_gs_moving_average_and_copied_buffers():
+  mesh = steps.make_mesh(jax.devices()[:1])
+  pair = steps.build_stage_steps(MODEL, run_config(G_smoothing_kimg=10.0), 16, 32, mesh)
+  state = jax.device_get(initial_state(MODEL, mesh))
+  gs = jax.tree_util.tree_map(lambda x: x + 1.0, state.G)  # Gs != G, noise buffers and stats included
+  state = state.replace(Gs=gs)
+  labels = steps.shard_batch(np.zeros((32, 0), np.float32), mesh)
+  new, _ = pair.d_step(steps.replicate(state, mesh), steps.shard_batch(batches(MODEL, 1, 32)[0], mesh), labels,
+                       jnp.float32(0.0), jnp.float32(0.001))
+  new = jax.device_get(new)
+  beta = 0.5 ** (32 / 10000)
+  assert beta == pytest.approx(0.997784, abs=1e-6)
+  for g, s, out in zip(*(jax.tree_util.tree_leaves(t['params']) for t in (state.G, gs, new.Gs))):
+    np.testing.assert_allclose(out, g + (s - g) * beta, rtol=1e-6, atol=1e-6)  # G unchanged by the D step
+  jax.tree_util.tree_map(np.testing.assert_array_equal, new.Gs['noise'], state.G['noise'])
+  np.testing.assert_array_equal(new.Gs['stats']['dlatent_avg'], new.G['stats']['dlatent_avg'])
+  assert np.any(new.G['stats']['dlatent_avg'] != 0)  # updated with beta 0.995 by G's pass
+
+
+@pytest.mark.parametrize('lod,cur_layers', [(0.0, 8), (0.5, 8), (1.0, 6), (2.7, 4)])
+def test_style_mixing_crossover_bounds(lod, cur_layers):
+  model = NetworkConfig(**{**MODEL.to_dict(), 'resolution': 32})
+  g = networks.init_generator(model, jax.random.key(0))
+  marker = jnp.full((1, model.num_layers, model.dlatent_size), 1e4)
+  mix = jax.jit(lambda key: networks.Generator(model).apply(
+      g, marker, None, lod, 0.9, method=networks.Generator.random_style_mix, rngs={'mixing': key}))
+  crossovers = [int(np.sum(np.all(np.asarray(mix(jax.random.key(i)))[0] == 1e4, axis=-1))) for i in range(300)]
+  assert set(crossovers) == set(range(1, cur_layers + 1))
+  # P(no mixing) = 0.1 + 0.9 * 0 (randint excludes cur_layers): about 30 of 300.
+  assert 12 <= crossovers.count(cur_layers) <= 55
+
+
+def test_non_finite_steps_are_skipped_and_counted():
+  mesh = steps.make_mesh(jax.devices()[:2])
+  pair = steps.build_stage_steps(MODEL, run_config(), 16, 8, mesh)
+  state = jax.device_get(initial_state(MODEL, mesh))
+  d = jax.tree_util.tree_map(np.array, state.D)
+  d['params']['4x4']['Dense1']['bias'][:] = np.nan
+  state = state.replace(D=d)
+  labels = steps.shard_batch(np.zeros((8, 0), np.float32), mesh)
+  new, metrics = pair.d_step(steps.replicate(state, mesh), steps.shard_batch(batches(MODEL, 1, 8)[0], mesh), labels,
+                             jnp.float32(0.0), jnp.float32(0.001))
+  new = jax.device_get(new)
+  assert float(metrics['skipped_D']) == 1.0 and new.skipped.tolist() == [1, 0]
+  jax.tree_util.tree_map(lambda a, b: np.testing.assert_array_equal(a, b), new.D, state.D)
+  jax.tree_util.tree_map(lambda a, b: np.testing.assert_array_equal(a, b), new.D_opt, state.D_opt)
+  new, metrics = pair.g_step(steps.replicate(new, mesh), labels, jnp.float32(0.0), jnp.float32(0.001))
+  new = jax.device_get(new)
+  assert new.skipped.tolist() == [1, 1]
+  jax.tree_util.tree_map(lambda a, b: np.testing.assert_array_equal(a, b), new.G['params'], state.G['params'])
+
+
+def test_indivisible_minibatch_is_an_error():
+  with pytest.raises(ValueError, match='minibatch 12 at 16x16 does not divide across 8 devices'):
+    steps.build_stage_steps(MODEL, run_config(), 16, 12, steps.make_mesh(jax.devices()[:8]))
+
+
+def test_process_reals_fade():
+  images = np.arange(16, dtype=np.uint8).reshape(1, 4, 4, 1) * 16
+  x = np.asarray(images, np.float32) * 2 / 255 - 1
+  np.testing.assert_allclose(steps.process_reals(images, 3.0), x, rtol=1e-6)
+  lower = x.reshape(1, 2, 2, 2, 2, 1).mean(axis=(2, 4)).repeat(2, 1).repeat(2, 2)
+  np.testing.assert_allclose(steps.process_reals(images, 2.25), x + (lower - x) * 0.25, rtol=1e-5, atol=1e-6)
