@@ -288,8 +288,10 @@ class Generator(nn.Module):
     """latents -> dlatents [N, num_layers, dlatent_size], truncated towards dlatent_avg when psi != 1."""
     return truncate(self.mapping(latents, labels), self.dlatent_avg.value, truncation_psi, truncation_cutoff)
 
-  def synthesize(self, dlatents, lod=0.0, *, noise_mode: str = 'random', resolution: Optional[int] = None):
-    return self.synthesis(dlatents, lod, noise_mode=noise_mode, resolution=resolution)
+  def synthesize(self, dlatents, lod=0.0, *, noise_mode: str = 'random', resolution: Optional[int] = None,
+                 noise: Optional[Sequence] = None):
+    """dlatents [N, num_layers, dlatent_size] -> images, as `Synthesis.__call__`."""
+    return self.synthesis(dlatents, lod, noise_mode=noise_mode, resolution=resolution, noise=noise)
 
   def random_style_mix(self, dlatents, labels, lod, prob):
     """Official style-mixing regularisation: one draw per call (per device minibatch).
