@@ -36,10 +36,12 @@ case "$cmd" in
     ;;
   test)
     setup
+    command -v ffmpeg >/dev/null || apt_install --no-install-recommends ffmpeg  # the MP4 interpolation test
     "$VENV/bin/python" -m pytest -m 'not slow' "$@"
     ;;
   test-all)
     setup
+    command -v ffmpeg >/dev/null || apt_install --no-install-recommends ffmpeg
     "$VENV/bin/python" -m pytest "$@"
     ;;
   *)
