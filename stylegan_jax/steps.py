@@ -17,6 +17,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 from jax import lax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
@@ -65,10 +66,6 @@ def _adam_update(params, opt_state, grads, lr):
   new_params = jax.tree_util.tree_map(lambda p, u: p - lr * u, params, updates)
   finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree_util.tree_leaves(grads)]))
   return _select(finite, new_params, params), _select(finite, new_opt, opt_state), finite
-
-
-def _global_norm(tree):
-  return jnp.sqrt(sum(jnp.sum(jnp.square(x)) for x in jax.tree_util.tree_leaves(tree)))
 
 
 @dataclasses.dataclass
@@ -132,7 +129,7 @@ def build_stage_steps(model: NetworkConfig, config, resolution: int, global_batc
     new_state = state.replace(D={'params': d_params}, D_opt=d_opt, G=g_vars, rng=rng,
                               Gs={**g_vars, 'params': gs_params}, nimg=state.nimg + global_batch,
                               skipped=state.skipped.at[0].add(1 - finite.astype(jnp.int32)))
-    metrics = {'loss_D': loss, 'grad_norm_D': _global_norm(grads), 'D_real': jnp.mean(aux['real_scores']),
+    metrics = {'loss_D': loss, 'grad_norm_D': optax.global_norm(grads), 'D_real': jnp.mean(aux['real_scores']),
                'D_fake': jnp.mean(aux['fake_scores']), 'skipped_D': 1.0 - finite.astype(jnp.float32)}
     for name in ('r1_penalty', 'gradient_penalty'):
       if name in aux:
@@ -153,7 +150,8 @@ def build_stage_steps(model: NetworkConfig, config, resolution: int, global_batc
     g_params, g_opt, finite = _adam_update(state.G['params'], state.G_opt, grads, lr)
     new_state = state.replace(G={**state.G, 'params': g_params, 'stats': g_stats}, G_opt=g_opt, rng=rng,
                               skipped=state.skipped.at[1].add(1 - finite.astype(jnp.int32)))
-    metrics = {'loss_G': loss, 'grad_norm_G': _global_norm(grads), 'skipped_G': 1.0 - finite.astype(jnp.float32)}
+    metrics = {'loss_G': loss, 'grad_norm_G': optax.global_norm(grads),
+               'skipped_G': 1.0 - finite.astype(jnp.float32)}
     return new_state, lax.pmean(metrics, AXIS)
 
   # check_vma=False gives pmap semantics: gradients of the replicated params stay per device until the

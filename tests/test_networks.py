@@ -112,8 +112,8 @@ def test_stage_resolution_matches_full_resolution(tiny_variables, lod):
   np.testing.assert_allclose(native, full[:, ::factor, ::factor], atol=1e-5)
   disc = networks.Discriminator(TINY)
   images = jax.random.uniform(jax.random.key(6), (4, stage, stage, 3), minval=-1, maxval=1)
-  np.testing.assert_allclose(disc.apply(d, images, None, lod), disc.apply(d, layers.upscale2d(images, factor), None, lod),
-                             rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(disc.apply(d, images, None, lod),
+                             disc.apply(d, layers.upscale2d(images, factor), None, lod), rtol=1e-5, atol=1e-5)
 
 
 def test_truncation_identities(tiny_variables):

@@ -47,8 +47,8 @@ def test_wrong_shape_is_named(nets):
   variables = dict(nets[2].components['synthesis'].variables)
   variables['8x8/Conv1/weight'] = np.zeros((3, 3, 32, 33), np.float32)
   nets[2].components['synthesis'].variables = list(variables.items())
-  with pytest.raises(official.OfficialPickleError,
-                     match=r'variable synthesis/8x8/Conv1/weight has shape \[3, 3, 32, 33\], expected \[3, 3, 32, 32\]'):
+  expected = r'variable synthesis/8x8/Conv1/weight has shape \[3, 3, 32, 33\], expected \[3, 3, 32, 32\]'
+  with pytest.raises(official.OfficialPickleError, match=expected):
     official.load_official(write(nets))
 
 
