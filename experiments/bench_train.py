@@ -71,7 +71,7 @@ def main():
       state = run(state)
     jax.block_until_ready(state)
     seconds = (time.perf_counter() - start) / args.steps
-    print(f'| {stage}x{stage} | {batch} | {compile_s:.1f} | {batch / seconds:.1f} | {1000 * seconds:.1f} |', flush=True)
+    print(f'| {stage}x{stage} | {batch} | {compile_s:.1f} | {batch / seconds:.3g} | {1000 * seconds:.1f} |', flush=True)
 
 
 if __name__ == '__main__':
