@@ -32,5 +32,7 @@ def official_config(resolution: int, *, num_gpus: int = 8, total_kimg: float = 2
       G_lrate_base=0.001, G_lrate_dict={str(k): v for k, v in LRATE.items()}, D_lrate_base=0.001,
       D_lrate_dict={str(k): v for k, v in LRATE.items()}, tick_kimg_base=160.0,
       tick_kimg_dict={str(k): float(v) for k, v in TICK_KIMG.items()})
-  config.train.update(total_kimg=float(total_kimg), mirror_augment=mirror_augment, grid_size=(8, 4))
+  # A checkpoint every 100 kimg (about an hour of 8-GPU work at 1024^2; official network snapshots: 10 ticks).
+  config.train.update(total_kimg=float(total_kimg), mirror_augment=mirror_augment, grid_size=(8, 4),
+                      checkpoint_kimg=100.0)
   return config

@@ -12,5 +12,5 @@ def get_config():
   config.model.update(fmap_base=64, fmap_max=16, latent_size=16, dlatent_size=16, mapping_layers=2,
                       mapping_fmaps=16)
   config.schedule.update(lod_training_kimg=0.064, lod_transition_kimg=0.064, minibatch_base=8, tick_kimg_base=0.064)
-  config.train.update(total_kimg=0.32, grid_size=(4, 2))
+  config.train.update(total_kimg=0.32, grid_size=(4, 2), checkpoint_kimg=0.032, checkpoints_to_keep=2)
   return config

@@ -1,17 +1,27 @@
 """Training entry point: `python -m stylegan_jax.main --config configs/default.py --workdir workdir/quickstart`.
 
+The same command on a workdir with a checkpoint resumes the run (checkpoint.py); a changed config is refused
+unless only checkpoint.SAFE_CHANGES keys changed and --allow_config_change is given (exit code 1). SIGTERM or
+SIGINT saves a checkpoint at the next step and exits with code 0.
+
 Multi-host: start one process per host with the same flags plus --coordinator_address, --num_processes and
 --process_id (jax.distributed); each process reads its own part of every minibatch.
 """
+
+import os
 
 import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from stylegan_jax import train
+from stylegan_jax import checkpoint, train
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('workdir', None, 'Directory for metrics, sample grids and checkpoints.')
+flags.DEFINE_bool('allow_config_change', False, 'Resume although the config changed, when only these keys '
+                  f'changed: {", ".join(checkpoint.SAFE_CHANGES)}. Other changes are always refused.')
+flags.DEFINE_string('compilation_cache_dir', None, "JAX's persistent compilation cache, so that a resumed run "
+                    "reuses the compiled steps (default <workdir>/compile_cache; '' turns it off).")
 flags.DEFINE_string('coordinator_address', None, 'host:port of process 0, to train on several hosts.')
 flags.DEFINE_integer('num_processes', 1, 'Number of processes (hosts) with --coordinator_address.')
 flags.DEFINE_integer('process_id', 0, 'This process with --coordinator_address.')
@@ -24,8 +34,17 @@ def main(argv):
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   if FLAGS.coordinator_address:
     jax.distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
+  cache_dir = os.path.join(FLAGS.workdir, 'compile_cache') if FLAGS.compilation_cache_dir is None \
+      else FLAGS.compilation_cache_dir
+  if cache_dir:
+    jax.config.update('jax_compilation_cache_dir', os.path.abspath(cache_dir))
   logging.info('devices: %s', jax.devices())
-  train.train(FLAGS.config, FLAGS.workdir)
+  try:
+    train.train(FLAGS.config, FLAGS.workdir, allow_config_change=FLAGS.allow_config_change)
+  except (checkpoint.ConfigChangeError, checkpoint.NoUsableCheckpointError) as e:
+    logging.error('not resuming %s: %s', FLAGS.workdir, e)
+    return 1
+  return 0
 
 
 def run():

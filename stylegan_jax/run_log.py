@@ -1,4 +1,9 @@
-"""Metrics of a run: a JSON-lines file (metrics.jsonl) and TensorBoard event files (tb/), written by process 0."""
+"""Metrics of a run: a JSON-lines file (metrics.jsonl) and TensorBoard event files (tb/), written by process 0.
+
+A run resumed from a checkpoint at `start_nimg` first drops the records logged after it (by the run that stopped),
+so that the log reads as one uninterrupted run: metrics.jsonl is rewritten without them, and TensorBoard is told
+to purge the events from step start_nimg // 1000 + 1 on (0 for a fresh run).
+"""
 
 import json
 import os
@@ -8,15 +13,37 @@ import jax
 from tensorboardX import SummaryWriter
 
 
+def _rewind_jsonl(path: str, start_nimg: int) -> None:
+  """Drops the records of metrics.jsonl after `start_nimg` images (atomically: temp file + rename)."""
+  if not os.path.exists(path):
+    return
+  with open(path) as f:
+    lines = [line for line in f if line.strip()]
+  # A record cut short by a kill has no JSON end: dropped too.
+  keep = []
+  for line in lines:
+    try:
+      if round(json.loads(line)['kimg'] * 1000) <= start_nimg:
+        keep.append(line if line.endswith('\n') else line + '\n')
+    except (json.JSONDecodeError, KeyError, TypeError):
+      pass
+  if keep != lines:
+    with open(path + '.tmp', 'w') as f:
+      f.writelines(keep)
+    os.replace(path + '.tmp', path)
+
+
 class RunLog:
   """Appends one record per tick; `enabled=False` (processes other than 0) makes every call a no-op."""
 
-  def __init__(self, workdir: str, enabled: bool = True):
+  def __init__(self, workdir: str, enabled: bool = True, start_nimg: int = 0):
     self.enabled = enabled and jax.process_index() == 0
     if self.enabled:
       os.makedirs(workdir, exist_ok=True)
-      self._jsonl = open(os.path.join(workdir, 'metrics.jsonl'), 'a', buffering=1)
-      self._tb = SummaryWriter(os.path.join(workdir, 'tb'))
+      path = os.path.join(workdir, 'metrics.jsonl')
+      _rewind_jsonl(path, start_nimg)
+      self._jsonl = open(path, 'a', buffering=1)
+      self._tb = SummaryWriter(os.path.join(workdir, 'tb'), purge_step=start_nimg // 1000 + 1 if start_nimg else 0)
 
   def write(self, nimg: int, record: dict) -> None:
     """Logs scalars at `nimg` images shown (TensorBoard step = kimg, rounded)."""

@@ -7,7 +7,8 @@
   truncation    the truncation sweep (figure 8)
   noise         noise variation and its per-pixel std (figure 4)
   interpolate   a latent walk through seeds, as .gif or .mp4 (needs ffmpeg)
-  export        official .pkl -> artifact, artifact -> official .pkl, or artifact -> artifact (e.g. only Gs)
+  export        official .pkl -> artifact, artifact -> official .pkl, artifact -> artifact (e.g. only Gs), or
+                a training checkpoint (--workdir DIR [--checkpoint STEP]) -> artifact or official .pkl
 
 Seeds are lists of integers and inclusive ranges, e.g. `0-7,42`.
 """
@@ -18,9 +19,11 @@ import os
 import sys
 from typing import Optional, Sequence
 
+import jax
 import numpy as np
 
-from stylegan_jax import export, figures, networks, sampling
+from stylegan_jax import checkpoint, export, figures, networks, sampling
+from stylegan_jax.network_config import NetworkConfig
 
 # `generate` maps, synthesizes and writes this many batches at a time: bounded host memory for any N.
 _STEP_BATCHES = 16
@@ -128,16 +131,28 @@ def cmd_interpolate(args) -> None:
   print(f'wrote {path} ({len(frames)} frames of {frames.shape[2]}x{frames.shape[1]} at {args.fps:g} fps)')
 
 
-def _load_source(args) -> export.Artifact:
-  """The networks to export: --network (an artifact directory or an official .pkl).
-
-  A training workdir (--workdir, latest or chosen checkpoint) becomes one more source here.
-  """
-  return export.load_networks(args.network)
+def _load_source(args) -> tuple[export.Artifact, str]:
+  """The networks to export and where they come from: --network (an artifact directory or an official .pkl) or
+  a checkpoint of --workdir (--checkpoint, default the newest), with metadata kimg and lod."""
+  if (args.network is None) == (args.workdir is None):
+    raise ValueError('pass exactly one of --network and --workdir')
+  if args.checkpoint is not None and args.workdir is None:
+    raise ValueError('--checkpoint needs --workdir')
+  if args.network is not None:
+    return export.load_networks(args.network), os.path.abspath(args.network)
+  restored = checkpoint.load(args.workdir, args.checkpoint)
+  state = jax.device_get(restored.state)
+  config = NetworkConfig.from_dict(restored.meta['config']['model'])
+  lod = restored.loop['lod']
+  if lod:
+    print(f'note: checkpoint {restored.step} is at lod {lod:g} (still growing); the artifact samples at full '
+          'resolution (lod 0)', file=sys.stderr)
+  metadata = {'kimg': restored.step / 1000, 'lod': lod}
+  return export.Artifact(config, Gs=state.Gs, G=state.G, D=state.D, metadata=metadata), restored.path
 
 
 def cmd_export(args) -> None:
-  source = _load_source(args)
+  source, source_path = _load_source(args)
   names = args.networks.split(',') if args.networks else source.names()
   missing = [n for n in names if n not in source.names()]
   if missing or 'Gs' not in names:
@@ -150,7 +165,7 @@ def cmd_export(args) -> None:
     print(f'wrote official network pickle {args.out} (G, D, Gs)')
     return
   metadata = {k: v for k, v in source.metadata.items() if k != 'created'}
-  metadata['source'] = os.path.abspath(args.network)
+  metadata['source'] = source_path
   for item in args.metadata:
     key, _, value = item.partition('=')
     try:
@@ -226,11 +241,15 @@ def _parser() -> argparse.ArgumentParser:
   p.add_argument('--loop', action='store_true', help='walk back to the first seed')
   p.add_argument('--out', default='interpolation.gif', help='.gif, or .mp4 with ffmpeg on PATH')
 
-  p = commands.add_parser('export', help='convert between artifacts and official network pickles',
-                          description='Reads --network (artifact directory or official .pkl) and writes --out: '
-                                      'an official (G, D, Gs) pickle if it ends in .pkl, else an artifact directory.')
+  p = commands.add_parser('export', help='convert between artifacts, official network pickles and checkpoints',
+                          description='Reads --network (artifact directory or official .pkl) or a checkpoint of a '
+                                      'training --workdir and writes --out: an official (G, D, Gs) pickle if it '
+                                      'ends in .pkl, else an artifact directory.')
   p.set_defaults(func=cmd_export)
-  p.add_argument('--network', required=True, help='artifact directory or official network pickle (.pkl)')
+  p.add_argument('--network', help='artifact directory or official network pickle (.pkl)')
+  p.add_argument('--workdir', help='training workdir: export the networks of one of its checkpoints')
+  p.add_argument('--checkpoint', type=int, help='with --workdir: the checkpoint step (images shown, e.g. 320; '
+                                                 'default the newest)')
   p.add_argument('--out', required=True, help='*.pkl: official pickle (needs D); otherwise an artifact directory')
   p.add_argument('--networks', help='comma-separated subset of Gs,G,D to write (default all the source has)')
   p.add_argument('--metadata', action='append', default=[], metavar='KEY=VALUE',

@@ -1,11 +1,17 @@
-"""The progressive-growing training loop (official training_loop.py, in JAX).
+"""The progressive-growing training loop (official training_loop.py, in JAX), resumable.
 
 Per iteration: the schedule (a function of images shown) gives lod, stage resolution, minibatch and learning
 rates; the stage's compiled step pair runs one D step (with R1/GP and the Gs update) and one G step. Adam states
 reset when floor(lod) or ceil(lod) changes. Every tick (tick_kimg) metrics are logged; every
 `image_snapshot_ticks` ticks, and at each stage's end, a PNG grid of Gs samples of fixed latents is written.
+
+Checkpoints (checkpoint.py: the TrainState and the LoopState) are saved every `checkpoint_kimg`, at each stage's
+end, at the end, and at the step after a SIGTERM/SIGINT (preemption.py), which then ends the run. `train` on a
+workdir with a checkpoint continues from it exactly: the same batches, random numbers, Adam states, ticks and
+logged metrics as the run that never stopped (metrics.jsonl is rewound to the checkpoint).
 """
 
+import dataclasses
 import math
 import os
 import sys
@@ -18,7 +24,7 @@ import numpy as np
 import tqdm
 from absl import logging
 
-from stylegan_jax import input_pipeline, networks, sampling, schedule, steps, train_state
+from stylegan_jax import checkpoint, input_pipeline, networks, preemption, sampling, schedule, steps, train_state
 from stylegan_jax.network_config import NetworkConfig
 from stylegan_jax.run_log import RunLog
 
@@ -67,27 +73,68 @@ def _host(tree):
   return jax.tree_util.tree_map(lambda x: np.asarray(x.addressable_data(0)), tree)
 
 
-def train(config: ml_collections.ConfigDict, workdir: str) -> train_state.TrainState:
-  """Runs (or continues nothing: a fresh run) progressive training until config.train.total_kimg."""
+@dataclasses.dataclass
+class LoopState:
+  """The loop's host-side state, saved as JSON with every checkpoint (its 'loop' item): with the TrainState,
+  all that a resumed run needs to continue exactly where the checkpoint was taken."""
+  nimg: int = 0                        # images shown (= TrainState.nimg = the checkpoint step)
+  lod: float | None = None             # the schedule's lod at nimg (a function of nimg; recorded for readers)
+  stage: int | None = None             # resolution of the current stage ...
+  iterator: dict | None = None         # ... and its input iterator's state (InputIterator.get_state())
+  lod_bounds: list[int] | None = None  # (floor, ceil) of lod at the last Adam reset
+  tick: int = 0                        # ticks completed
+  tick_start_nimg: int = 0             # nimg when the open tick started
+  tick_metrics: list[dict[str, float]] = dataclasses.field(default_factory=list)  # its steps' metrics so far
+
+
+def _crossed(nimg: int, step: int, interval: int) -> bool:
+  """Whether the step from nimg - step to nimg crossed a multiple of `interval` (0: never)."""
+  return interval > 0 and nimg // interval > (nimg - step) // interval
+
+
+def train(config: ml_collections.ConfigDict, workdir: str, *, allow_config_change: bool = False
+          ) -> train_state.TrainState:
+  """Trains until config.train.total_kimg, continuing from the newest checkpoint in `workdir` if there is one.
+
+  A changed config is refused unless only checkpoint.SAFE_CHANGES keys changed and `allow_config_change`.
+  SIGTERM/SIGINT save a checkpoint at the next step and return the state (see preemption.py).
+  """
   model = NetworkConfig.from_dict(config.model)
   mesh = steps.make_mesh()
   schedule.check_minibatches(config.schedule, model.resolution, mesh.devices.size)
-  info = input_pipeline.create_dataset_info(config.data)
-  check_dataset(model, info)
+  check_dataset(model, input_pipeline.create_dataset_info(config.data))
   is_main = jax.process_index() == 0
+  total_nimg = int(config.train.total_kimg * 1000)
+  checkpoint_nimg = round(config.train.checkpoint_kimg * 1000)
+  checkpoints = checkpoint.RunCheckpoints(workdir, config)
+  try:
+    restored = checkpoints.restore_latest(checkpoint.abstract_state(model, steps.replicated(mesh)),
+                                          allow_changes=allow_config_change)
+  except BaseException:
+    checkpoints.close()
+    raise
+  if restored:
+    state, loop = restored.state, LoopState(**restored.loop)
+    logging.info('resuming from %s (kimg %.3f)', restored.path, loop.nimg / 1000)
+    if loop.nimg >= total_nimg:
+      logging.info('the run is complete: kimg %.3f >= total_kimg %g', loop.nimg / 1000, config.train.total_kimg)
+      checkpoints.close()
+      return state
+  else:
+    state, loop = steps.replicate(train_state.create_train_state(model, config.seed), mesh), LoopState()
+
   os.makedirs(os.path.join(workdir, 'samples'), exist_ok=True)
-  log = RunLog(workdir)
-  state = steps.replicate(train_state.create_train_state(model, config.seed), mesh)
+  log = RunLog(workdir, start_nimg=loop.tick_start_nimg)  # the ticks logged after it are logged again
   cache = steps.StepCache(model, config, mesh)
   # Jitted with replicated outputs: the fresh Adam states keep the shardings the compiled steps expect.
   reset_optimizers = jax.jit(train_state.reset_optimizers, out_shardings=steps.replicated(mesh), donate_argnums=0)
   grid = SnapshotGrid(model, config, lambda n: np.eye(model.label_size, dtype=np.float32)[np.arange(n) % model.label_size])
-  total_nimg = int(config.train.total_kimg * 1000)
-  progress = tqdm.tqdm(total=config.train.total_kimg, unit='kimg', disable=not (is_main and sys.stdout.isatty()),
+  progress = tqdm.tqdm(total=config.train.total_kimg, initial=loop.nimg / 1000, unit='kimg',
+                       disable=not (is_main and sys.stdout.isatty()),
                        bar_format='{l_bar}{bar}| {n:.1f}/{total:.0f} kimg [{elapsed}<{remaining}] {postfix}')
-
-  nimg, stage, lod_bounds, iterator = 0, None, None, None
-  tick, tick_start_nimg, tick_start_time, tick_metrics = 0, 0, time.time(), []
+  iterator, stage_steps = None, None
+  tick_metrics = []  # device metrics of the tick's steps not yet in loop.tick_metrics
+  timer = (time.time(), loop.nimg)  # img/s: (start time, images shown then), from the resume in its first tick
   compile_seconds = {}
 
   def snapshot(name: str, sched: schedule.Schedule):
@@ -95,58 +142,101 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> train_state.TrainS
     if is_main:
       sampling.save_png(image, os.path.join(workdir, 'samples', name))
 
-  while nimg < total_nimg:
-    sched = schedule.schedule_from_config(nimg, config.schedule, model.resolution)
-    if sched.resolution != stage:
-      if stage is not None:
-        snapshot(f'stage{stage:04d}-end.png', prev_sched)
-      stage = sched.resolution
-      stage_steps = cache(stage, sched.minibatch)
-      iterator = input_pipeline.create_input_iterator(
-          config.data, resolution=stage, global_batch_size=sched.minibatch, seed=config.seed + stage,
-          mirror_augment=config.train.mirror_augment)
-      logging.info('stage %dx%d from kimg %.1f: minibatch %d', stage, stage, sched.kimg, sched.minibatch)
-    if sched.lod_bounds != lod_bounds:
-      state = reset_optimizers(state)
-      lod_bounds = sched.lod_bounds
-    batch = next(iterator)
-    images, labels = (steps.shard_batch(x.reshape((x.shape[0] * x.shape[1],) + x.shape[2:]), mesh)
-                      for x in (batch['image'], batch['label']))
-    lod = jnp.float32(sched.lod)
-    first = stage not in compile_seconds
-    start = time.time()
-    state, d_metrics = stage_steps.d_step(state, images, labels, lod, jnp.float32(sched.D_lrate))
-    state, g_metrics = stage_steps.g_step(state, labels, lod, jnp.float32(sched.G_lrate))
-    if first:
-      jax.block_until_ready(state)
-      compile_seconds[stage] = time.time() - start
-      tick_start_time += compile_seconds[stage]  # keep compilation out of img/s
-      logging.info('compiled the %dx%d steps in %.1f s', stage, stage, compile_seconds[stage])
-    tick_metrics.append({**d_metrics, **g_metrics})
-    nimg += sched.minibatch
-    prev_sched = sched
-    progress.update(sched.minibatch / 1000.0)
+  def open_stage(sched: schedule.Schedule) -> input_pipeline.InputIterator:
+    """The stage's input iterator: where the checkpoint left it when resuming inside the stage, else new."""
+    it = input_pipeline.create_input_iterator(
+        config.data, resolution=sched.resolution, global_batch_size=sched.minibatch,
+        seed=config.seed + sched.resolution, mirror_augment=config.train.mirror_augment)
+    if sched.resolution == loop.stage:
+      it.set_state(loop.iterator)
+    else:
+      loop.stage, loop.iterator = sched.resolution, None
+      logging.info('stage %dx%d from kimg %.1f: minibatch %d', sched.resolution, sched.resolution, sched.kimg,
+                   sched.minibatch)
+    return it
 
-    if nimg >= tick_start_nimg + sched.tick_kimg * 1000 or nimg >= total_nimg:
-      tick += 1
-      metrics = {k: float(np.mean([m[k] for m in jax.device_get(tick_metrics)])) for k in tick_metrics[0]}
-      elapsed = time.time() - tick_start_time
-      skipped = _host(state.skipped)
-      record = {'tick': tick, 'lod': sched.lod, 'resolution': sched.resolution, 'minibatch': sched.minibatch,
-                'G_lrate': sched.G_lrate, 'D_lrate': sched.D_lrate, **metrics,
-                'img_per_sec': (nimg - tick_start_nimg) / elapsed,
-                'sec_per_kimg': elapsed / ((nimg - tick_start_nimg) / 1000.0),
-                'skipped_D_total': int(skipped[0]), 'skipped_G_total': int(skipped[1]),
-                'compile_sec': compile_seconds.get(stage, 0.0)}
-      log.write(nimg, record)
-      logging.info('tick %d kimg %.1f lod %.2f res %d loss_D %.3f loss_G %.3f %.1f img/s', tick, nimg / 1000,
-                   sched.lod, sched.resolution, metrics['loss_D'], metrics['loss_G'], record['img_per_sec'])
-      progress.set_postfix_str(f"lod {sched.lod:.2f} D {metrics['loss_D']:.3f} G {metrics['loss_G']:.3f}")
-      if tick % config.train.image_snapshot_ticks == 0:
-        snapshot(f'fakes{nimg // 1000:06d}.png', sched)
-      tick_start_nimg, tick_start_time, tick_metrics = nimg, time.time(), []
+  def host_tick_metrics() -> list[dict[str, float]]:
+    """Moves the device metrics to loop.tick_metrics (floats) and returns those."""
+    loop.tick_metrics += [{k: float(v) for k, v in m.items()} for m in jax.device_get(tick_metrics)]
+    tick_metrics.clear()
+    return loop.tick_metrics
 
-  snapshot(f'stage{stage:04d}-end.png', prev_sched)
-  progress.close()
-  log.close()
+  def log_tick(sched: schedule.Schedule, closes: bool):
+    """Logs the tick's record. Only a tick that `closes` starts the next one: the record forced by the end of
+    the run leaves the tick open, so that a longer run resumed from there ticks as if it had never stopped."""
+    nonlocal timer
+    values = host_tick_metrics()
+    metrics = {k: float(np.mean(np.asarray([m[k] for m in values], np.float32))) for k in values[0]}
+    elapsed, shown = time.time() - timer[0], loop.nimg - timer[1]
+    skipped = _host(state.skipped)
+    record = {'tick': loop.tick + 1, 'lod': sched.lod, 'resolution': sched.resolution,
+              'minibatch': sched.minibatch, 'G_lrate': sched.G_lrate, 'D_lrate': sched.D_lrate, **metrics,
+              'img_per_sec': shown / elapsed, 'sec_per_kimg': elapsed / (shown / 1000.0),
+              'skipped_D_total': int(skipped[0]), 'skipped_G_total': int(skipped[1]),
+              'compile_sec': compile_seconds.get(sched.resolution, 0.0)}
+    log.write(loop.nimg, record)
+    logging.info('tick %d kimg %.1f lod %.2f res %d loss_D %.3f loss_G %.3f %.1f img/s', loop.tick + 1,
+                 loop.nimg / 1000, sched.lod, sched.resolution, metrics['loss_D'], metrics['loss_G'],
+                 record['img_per_sec'])
+    progress.set_postfix_str(f"lod {sched.lod:.2f} D {metrics['loss_D']:.3f} G {metrics['loss_G']:.3f}")
+    if closes:
+      loop.tick, loop.tick_start_nimg, loop.tick_metrics = loop.tick + 1, loop.nimg, []
+      timer = (time.time(), loop.nimg)
+      if loop.tick % config.train.image_snapshot_ticks == 0:
+        snapshot(f'fakes{loop.nimg // 1000:06d}.png', sched)
+
+  try:
+    with preemption.StopSignal() as stop:
+      while loop.nimg < total_nimg:
+        sched = schedule.schedule_from_config(loop.nimg, config.schedule, model.resolution)
+        if iterator is None or sched.resolution != loop.stage:
+          if iterator is not None:
+            iterator.close()
+          iterator = open_stage(sched)
+          stage_steps = cache(sched.resolution, sched.minibatch)
+        if list(sched.lod_bounds) != loop.lod_bounds:
+          state = reset_optimizers(state)
+          loop.lod_bounds = list(sched.lod_bounds)
+        batch = next(iterator)
+        images, labels = (steps.shard_batch(x.reshape((x.shape[0] * x.shape[1],) + x.shape[2:]), mesh)
+                          for x in (batch['image'], batch['label']))
+        lod = jnp.float32(sched.lod)
+        first = sched.resolution not in compile_seconds
+        start = time.time()
+        state, d_metrics = stage_steps.d_step(state, images, labels, lod, jnp.float32(sched.D_lrate))
+        state, g_metrics = stage_steps.g_step(state, labels, lod, jnp.float32(sched.G_lrate))
+        if first:
+          jax.block_until_ready(state)
+          compile_seconds[sched.resolution] = time.time() - start
+          timer = (timer[0] + compile_seconds[sched.resolution], timer[1])  # keep compilation out of img/s
+          logging.info('compiled the %dx%d steps in %.1f s', sched.resolution, sched.resolution,
+                       compile_seconds[sched.resolution])
+        tick_metrics.append({**d_metrics, **g_metrics})
+        loop.nimg += sched.minibatch
+        progress.update(sched.minibatch / 1000.0)
+
+        tick_done = loop.nimg >= loop.tick_start_nimg + sched.tick_kimg * 1000
+        if tick_done or loop.nimg >= total_nimg:
+          log_tick(sched, closes=tick_done)
+        following = schedule.schedule_from_config(loop.nimg, config.schedule, model.resolution)
+        stage_end = following.resolution != loop.stage
+        if stage_end or loop.nimg >= total_nimg:
+          snapshot(f'stage{loop.stage:04d}-end.png', sched)
+        reason = ('signal' if stop.requested() else 'end' if loop.nimg >= total_nimg else
+                  'stage_end' if stage_end else
+                  'interval' if _crossed(loop.nimg, sched.minibatch, checkpoint_nimg) else None)
+        if reason:
+          loop.lod, loop.iterator = following.lod, iterator.get_state()
+          host_tick_metrics()
+          checkpoints.save(state, dataclasses.asdict(loop), reason=reason, keep=stage_end)
+        if reason == 'signal':
+          logging.warning('stopped by %s at kimg %.3f; run the same command to continue', stop.signal,
+                          loop.nimg / 1000)
+          break
+  finally:
+    checkpoints.close()  # waits for a save in flight
+    if iterator is not None:
+      iterator.close()
+    progress.close()
+    log.close()
   return state
