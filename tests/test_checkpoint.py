@@ -201,8 +201,11 @@ def test_checkpoint_steps_and_retention(reference, data_dir, tmp_path):
 # ---- Signals and kills -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize('signum', [signal.SIGTERM, pytest.param(signal.SIGINT, marks=pytest.mark.slow)])
+@pytest.mark.parametrize('signum', [signal.SIGTERM, pytest.param(signal.SIGINT, marks=pytest.mark.slow)],
+                         ids=['SIGTERM', 'SIGINT'])
 def test_signal_saves_at_the_next_step_and_resumes(reference, data_dir, cache_dir, tmp_path, signum):
+  """The signal saves a checkpoint at the next step and exits 0; a changed model is then refused; the resumed
+  run ends where the uninterrupted one does."""
   ref_dir, ref_state, _ = reference
   copy_checkpoints(ref_dir, tmp_path, [32])
   log = tmp_path / 'run.log'
