@@ -1,8 +1,8 @@
 """Training throughput per stage: compile seconds and img/s of the D+G step pair, on synthetic reals.
 
-  python experiments/bench_train.py                                # quickstart (configs/default.py), all stages
-  python experiments/bench_train.py --config configs/lsun_bedroom256.py --minibatch 8 --stages 256
-  python experiments/bench_train.py --config configs/ffhq1024.py --minibatch 32 --stages 1024   # on a GPU
+  python experiments/bench_train.py                                # quickstart (stylegan_jax/configs/default.py), all stages
+  python experiments/bench_train.py --config stylegan_jax/configs/lsun_bedroom256.py --minibatch 8 --stages 256
+  python experiments/bench_train.py --config stylegan_jax/configs/ffhq1024.py --minibatch 32 --stages 1024   # on a GPU
 
 Prints a markdown table (one row per stage). The input pipeline is not involved (see bench_input_pipeline.py).
 """
@@ -30,7 +30,7 @@ def load_config(path: str):
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument('--config', default='configs/default.py')
+  parser.add_argument('--config', default='stylegan_jax/configs/default.py')
   parser.add_argument('--minibatch', type=int, default=0, help='global minibatch (0 = the schedule\'s)')
   parser.add_argument('--stages', default='', help='comma-separated stage resolutions (default: all)')
   parser.add_argument('--steps', type=int, default=10, help='timed D+G step pairs per stage')

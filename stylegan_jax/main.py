@@ -1,4 +1,4 @@
-"""Training entry point: `python -m stylegan_jax.main --config configs/default.py --workdir workdir/quickstart`.
+"""Training entry point: `python -m stylegan_jax.main --config stylegan_jax/configs/default.py --workdir workdir/quickstart`.
 
 The same command on a workdir with a checkpoint resumes the run (checkpoint.py); a changed config is refused
 unless only checkpoint.SAFE_CHANGES keys changed and --allow_config_change is given (exit code 1). SIGTERM or
@@ -25,7 +25,7 @@ flags.DEFINE_string('compilation_cache_dir', None, "JAX's persistent compilation
 flags.DEFINE_string('coordinator_address', None, 'host:port of process 0, to train on several hosts.')
 flags.DEFINE_integer('num_processes', 1, 'Number of processes (hosts) with --coordinator_address.')
 flags.DEFINE_integer('process_id', 0, 'This process with --coordinator_address.')
-config_flags.DEFINE_config_file('config', None, 'Training config file (configs/*.py).', lock_config=True)
+config_flags.DEFINE_config_file('config', None, 'Training config file (stylegan_jax/configs/*.py).', lock_config=True)
 flags.mark_flags_as_required(['config', 'workdir'])
 
 

@@ -26,7 +26,7 @@ import pytest
 from jax._src import compilation_cache
 from PIL import Image
 
-from configs import smoke
+from stylegan_jax.configs import smoke
 from stylegan_jax import checkpoint, export, input_pipeline, sample, sampling, steps, train
 from stylegan_jax.data import prepare
 from stylegan_jax.network_config import NetworkConfig
@@ -122,7 +122,7 @@ def reference(data_dir, cache_dir, tmp_path_factory):
 
 
 def main_command(workdir, data_dir, cache_dir, *flags):
-  return [sys.executable, '-m', 'stylegan_jax.main', '--config', 'configs/smoke.py', f'--workdir={workdir}',
+  return [sys.executable, '-m', 'stylegan_jax.main', '--config', 'stylegan_jax/configs/smoke.py', f'--workdir={workdir}',
           f'--config.data.data_dir={data_dir}', f'--compilation_cache_dir={cache_dir}', *FLAGS, *flags]
 
 

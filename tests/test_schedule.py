@@ -2,7 +2,7 @@
 
 import pytest
 
-from configs import default, ffhq1024
+from stylegan_jax.configs import default, ffhq1024
 from stylegan_jax import schedule
 
 

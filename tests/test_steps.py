@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from configs import default
+from stylegan_jax.configs import default
 from stylegan_jax import networks, steps, train_state
 from stylegan_jax.network_config import NetworkConfig
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from configs import smoke
+from stylegan_jax.configs import smoke
 from stylegan_jax import train
 from stylegan_jax.data import prepare
 

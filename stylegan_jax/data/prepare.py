@@ -1,7 +1,7 @@
 """Prepares a dataset (all progressive-growing levels) as TFDS array_record.
 
   python -m stylegan_jax.data.prepare                      # Fashion-MNIST, offline
-  python -m stylegan_jax.data.prepare --config configs/default.py   # a training config's .data
+  python -m stylegan_jax.data.prepare --config stylegan_jax/configs/default.py   # a training config's .data
   python -m stylegan_jax.data.prepare --name=image_folder --source_dir=~/cars \\
       --resolution=512 --num_channels=3 --crop=letterbox
   python -m stylegan_jax.data.prepare --name=celeb_a --resolution=128 --num_channels=3

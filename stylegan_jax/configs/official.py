@@ -7,7 +7,7 @@ The per-dataset files (ffhq1024.py, ...) call it.
 
 import ml_collections
 
-from configs import default
+from stylegan_jax.configs import default
 from stylegan_jax.network_config import NetworkConfig
 
 # Global minibatch by resolution for 1, 2, 4 and 8 GPUs (train.py), with the base for the rest.

@@ -1,10 +1,10 @@
 """A tiny run for tests and CI: Fashion-MNIST, 8x8 -> 16x16 -> 32x32 with 4-16 feature maps, a few hundred images.
 
-Run:      python -m stylegan_jax.main --config configs/smoke.py --workdir /tmp/smoke
+Run:      python -m stylegan_jax.main --config stylegan_jax/configs/smoke.py --workdir /tmp/smoke
 Expected: finishes in about a minute on 2 CPU cores (mostly compilation); images are noise-like.
 """
 
-from configs import default
+from stylegan_jax.configs import default
 
 
 def get_config():

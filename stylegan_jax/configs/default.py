@@ -1,8 +1,8 @@
 """Quickstart: progressive StyleGAN on Fashion-MNIST 32x32 (Debian's dataset-fashion-mnist), for a 2-core CPU.
 
 Run:      ./run.sh train
-          (= python -m stylegan_jax.data.prepare --config configs/default.py, then
-             python -m stylegan_jax.main --config configs/default.py --workdir workdir/quickstart)
+          (= python -m stylegan_jax.data.prepare --config stylegan_jax/configs/default.py, then
+             python -m stylegan_jax.main --config stylegan_jax/configs/default.py --workdir workdir/quickstart)
 Expected: grows 8x8 -> 16x16 -> 32x32 and reaches 100 kimg in 27 minutes on 2 CPU cores (measured 27 min 14 s,
           compilation included); workdir/quickstart/samples/stage0032-end.png then shows recognisable sneakers,
           boots, pullovers, shirts, trousers, dresses and bags (README, "Quickstart result").

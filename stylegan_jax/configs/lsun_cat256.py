@@ -1,11 +1,11 @@
 """Official LSUN Cat 256x256 (train.py 'lsun-cat-full'): no mirroring, about 70M images.
 
-Prepare: python -m stylegan_jax.data.prepare --config configs/lsun_cat256.py
-Run:     python -m stylegan_jax.main --config configs/lsun_cat256.py --workdir workdir/lsun_cat256
+Prepare: python -m stylegan_jax.data.prepare --config stylegan_jax/configs/lsun_cat256.py
+Run:     python -m stylegan_jax.main --config stylegan_jax/configs/lsun_cat256.py --workdir workdir/lsun_cat256
 Expected (paper): FID50k 8.53.
 """
 
-from configs import official
+from stylegan_jax.configs import official
 
 
 def get_config(num_gpus: str = '8'):

@@ -1,12 +1,12 @@
 """Official LSUN Bedroom 256x256 (train.py 'lsun-bedroom-full'): no mirroring, about 70M images.
 
-Prepare: python -m stylegan_jax.data.prepare --config configs/lsun_bedroom256.py   (TFDS catalog; needs TensorFlow
+Prepare: python -m stylegan_jax.data.prepare --config stylegan_jax/configs/lsun_bedroom256.py   (TFDS catalog; needs TensorFlow
          and the download to be reachable)
-Run:     python -m stylegan_jax.main --config configs/lsun_bedroom256.py --workdir workdir/lsun_bedroom256
+Run:     python -m stylegan_jax.main --config stylegan_jax/configs/lsun_bedroom256.py --workdir workdir/lsun_bedroom256
 Expected (paper): FID50k 2.65.
 """
 
-from configs import official
+from stylegan_jax.configs import official
 
 
 def get_config(num_gpus: str = '8'):
