@@ -40,7 +40,7 @@ import orbax.checkpoint as ocp
 from absl import logging
 from jax.experimental import multihost_utils
 
-from stylegan_jax import train_state
+from stylegan_jax import errors, train_state
 from stylegan_jax.network_config import NetworkConfig
 
 STEP_DIGITS = 9
@@ -53,11 +53,11 @@ SAFE_CHANGES = ('train.total_kimg', 'train.checkpoint_kimg', 'train.checkpoints_
                 'data.prefetch_batches')
 
 
-class ConfigChangeError(ValueError):
+class ConfigChangeError(errors.UserError, ValueError):
   """The config differs from the checkpoint's in keys that may not change (or without allow_changes)."""
 
 
-class NoUsableCheckpointError(RuntimeError):
+class NoUsableCheckpointError(errors.UserError, RuntimeError):
   """Checkpoints exist but none of them restores."""
 
 

@@ -33,7 +33,7 @@ import jax
 import numpy as np
 from flax import traverse_util
 
-from stylegan_jax import networks, official
+from stylegan_jax import errors, networks, official
 from stylegan_jax.network_config import NetworkConfig
 
 FORMAT = 'stylegan-jax-artifact'
@@ -43,7 +43,7 @@ NETWORKS = ('Gs', 'G', 'D')  # Gs: the moving average used for sampling; G, D: t
 PathLike = Union[str, os.PathLike]
 
 
-class ArtifactError(ValueError):
+class ArtifactError(errors.UserError, ValueError):
   """A directory that is not a valid stylegan-jax artifact, or networks that do not match their config."""
 
 

@@ -24,7 +24,7 @@ import jax
 import numpy as np
 from flax import traverse_util
 
-from stylegan_jax import networks
+from stylegan_jax import errors, networks
 from stylegan_jax.network_config import NetworkConfig
 
 # ---- Restricted unpickling ---------------------------------------------------------------------------------
@@ -59,7 +59,7 @@ _ALLOWED_GLOBALS = {
 }
 
 
-class OfficialPickleError(ValueError):
+class OfficialPickleError(errors.UserError, ValueError):
   """The file is not a StyleGAN v1 network pickle we can read, or does not match its own build arguments."""
 
 

@@ -30,11 +30,13 @@ import os
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from stylegan_jax import errors
+
 CROPS = ('center', 'letterbox')
 EXTENSIONS = ('.png', '.jpg', '.jpeg', '.webp')
 
 
-class BadImageError(ValueError):
+class BadImageError(errors.UserError, ValueError):
   """A source image that cannot be used; str(error) is the reason."""
 
 
