@@ -24,7 +24,7 @@ import jax
 import numpy as np
 from flax import traverse_util
 
-from stylegan_jax import errors, networks
+from stylegan_jax import errors, networks, restricted_pickle
 from stylegan_jax.network_config import NetworkConfig
 
 # ---- Restricted unpickling ---------------------------------------------------------------------------------
@@ -63,15 +63,14 @@ class OfficialPickleError(errors.UserError, ValueError):
   """The file is not a StyleGAN v1 network pickle we can read, or does not match its own build arguments."""
 
 
-class _RestrictedUnpickler(pickle.Unpickler):
+class _RestrictedUnpickler(restricted_pickle.RestrictedUnpickler):
+  allowed = _ALLOWED_GLOBALS
 
-  def find_class(self, module, name):
-    if (module, name) not in _ALLOWED_GLOBALS:
-      raise OfficialPickleError(
-          f'refusing to unpickle global {module}.{name}: a StyleGAN network pickle only references '
-          'dnnlib.tflib.network.Network and numpy array reconstructors, so this file is not one '
-          '(nothing from it was executed)')
-    return _ALLOWED_GLOBALS[(module, name)]()
+  def refuse(self, module, name):
+    return OfficialPickleError(
+        f'refusing to unpickle global {module}.{name}: a StyleGAN network pickle only references '
+        'dnnlib.tflib.network.Network and numpy array reconstructors, so this file is not one '
+        '(nothing from it was executed)')
 
 
 @dataclasses.dataclass
