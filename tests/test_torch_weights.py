@@ -95,11 +95,14 @@ def test_foreign_files_are_refused(tmp_path):
 
 
 def test_check_shapes_names_every_problem():
-  state = {'a': np.zeros((2, 3)), 'b': np.zeros(4), 'extra': np.zeros(1), 'bn.num_batches_tracked': np.zeros(())}
+  state = {'a': np.zeros((2, 3)), 'b': np.zeros(4), 'extra': np.zeros(1), 'bn.num_batches_tracked': np.zeros(()),
+           'fc': np.zeros(3)}
+  expected = {'a': (2, 3), 'b': (5,), 'c': (1,), 'fc': (4,), 'head': (2,)}
   with pytest.raises(torch_weights.TorchWeightsError) as e:
-    torch_weights.check_shapes(state, {'a': (2, 3), 'b': (5,), 'c': (1,)}, 'f.pth', optional=('num_batches_tracked',))
+    torch_weights.check_shapes(state, expected, 'f.pth', unused=('fc', 'head'), ignored_suffixes=('num_batches_tracked',))
   assert str(e.value) == ('f.pth: variable b has shape [4], expected [5]; missing variable c [1]; '
-                          'unexpected variable extra [1]')
+                          'variable fc has shape [3], expected [4]; unexpected variable extra [1]')
+  torch_weights.check_shapes({'a': np.zeros((2, 3))}, {'a': (2, 3), 'fc': (4,)}, 'f.pth', unused=('fc',))
 
 
 # ---- Cross-checks with PyTorch (optional) -----------------------------------------------------------------

@@ -11,7 +11,7 @@ Every BatchNorm has epsilon 1e-3, convolutions have no bias. Module names are py
 Weights: pytorch-fid's `pt_inception-2015-12-05-6726825d.pth` (95,628,359 bytes, sha256 `FID_WEIGHTS_SHA256`,
 the release asset `fid_weights` of github.com/mseitzer/pytorch-fid; `pip install pytorch-fid` and one run of it
 leaves the same file in ~/.cache/torch/hub/checkpoints/). It is a legacy-format (torch < 1.6) state dict; its
-`fc.*` (the 1008-way logits) are checked but not used.
+`fc.*` (the 1008-way logits) are not used: checked by shape when present.
 
 Input handling, `input_mode`:
   'tf'           (default) as the TF graph, which NVIDIA's FID uses: uint8 -> float32, the graph's own
@@ -41,7 +41,7 @@ FID_WEIGHTS_FILE = 'pt_inception-2015-12-05-6726825d.pth'
 FID_WEIGHTS_SHA256 = '6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2'
 INPUT_SIZE = 299
 FEATURES = 2048
-NUM_LOGITS = 1008  # fc.* in the weights file: checked, not used
+NUM_LOGITS = 1008  # fc.* in the weights file: not used
 INPUT_MODES = ('tf', 'pytorch_fid')
 _PRECISION = jax.lax.Precision.HIGHEST  # float32 convolutions on every backend
 
@@ -265,7 +265,8 @@ def torch_shapes() -> dict[str, tuple[int, ...]]:
 
 def variables_from_state_dict(state: dict[str, np.ndarray], source: str = 'state dict') -> dict:
   """pytorch-fid state dict -> InceptionV3 variables ({'params', 'batch_stats'}), checked by name and shape."""
-  torch_weights.check_shapes(state, torch_shapes(), source, optional=('num_batches_tracked',))
+  torch_weights.check_shapes(state, torch_shapes(), source, unused=('fc.weight', 'fc.bias'),
+                             ignored_suffixes=('num_batches_tracked',))
   flat = {}
   for path in variable_shapes():
     name, is_kernel = _torch_name(path)

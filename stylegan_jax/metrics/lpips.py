@@ -10,8 +10,8 @@ distance(a, b) for images in [-1, 1], exactly as the `lpips` package's LPIPS(net
   5. the sum over the five layers -> [N].
 
 Weights, both user-supplied files (read without PyTorch, checked by name and shape):
-  vgg16   torchvision's ImageNet VGG16 state dict `vgg16-397923af.pth` (features.{0,2,...,28}; the
-          classifier.* layers are checked but not used);
+  vgg16   torchvision's ImageNet VGG16 state dict `vgg16-397923af.pth` (features.{0,2,...,28}; the unused
+          classifier.* may be absent, and are checked by shape when present);
   heads   the `lpips` package's `lpips/weights/v0.1/vgg.pth` (ships in its PyPI wheel, 7,289 bytes, sha256
           `LPIPS_HEADS_SHA256` in lpips 0.1.4): lin{0..4}.model.1.weight [1, C, 1, 1].
 """
@@ -40,17 +40,19 @@ VGG16_CONVS = ((0, 'conv1_1', 64), (2, 'conv1_2', 64), (5, 'conv2_1', 128), (7, 
                (19, 'conv4_2', 512), (21, 'conv4_3', 512), (24, 'conv5_1', 512), (26, 'conv5_2', 512),
                (28, 'conv5_3', 512))
 TAPS = ('conv1_2', 'conv2_2', 'conv3_3', 'conv4_3', 'conv5_3')  # their ReLU outputs feed the heads
-# torchvision's classifier, present in its vgg16 file: name -> shape.
+# torchvision's classifier, in its vgg16 file but not used here: name -> shape.
 VGG16_CLASSIFIER = {'classifier.0.weight': (4096, 25088), 'classifier.0.bias': (4096,),
                     'classifier.3.weight': (4096, 4096), 'classifier.3.bias': (4096,),
                     'classifier.6.weight': (1000, 4096), 'classifier.6.bias': (1000,)}
 _PRECISION = jax.lax.Precision.HIGHEST
 
 
-class LPIPS(nn.Module):
-  """(a, b) [N, H, W, 3] in [-1, 1] -> LPIPS distance [N]."""
+class VGG16Features(nn.Module):
+  """torchvision's VGG16 `features` after the LPIPS scaling layer: [N, H, W, 3] in [-1, 1] -> the five
+  unit-normalised taps [N, H / 2^k, W / 2^k, C_k], k = 0..4."""
 
-  def features(self, x):
+  @nn.compact
+  def __call__(self, x):
     x = (x - jnp.asarray(SHIFT)) / jnp.asarray(SCALE)
     taps = []
     for _, name, channels in VGG16_CONVS:
@@ -61,9 +63,13 @@ class LPIPS(nn.Module):
         taps.append(x / (jnp.sqrt(jnp.sum(x * x, axis=-1, keepdims=True)) + EPSILON))
     return taps
 
+
+class LPIPS(nn.Module):
+  """(a, b) [N, H, W, 3] in [-1, 1] -> LPIPS distance [N]."""
+
   @nn.compact
   def __call__(self, a, b):
-    taps = self.features(jnp.concatenate([a, b]))
+    taps = VGG16Features(name='vgg16')(jnp.concatenate([a, b]))
     total = 0.0
     for k, f in enumerate(taps):
       f0, f1 = jnp.split(f, 2)
@@ -90,12 +96,12 @@ def torch_shapes() -> tuple[dict[str, tuple[int, ...]], dict[str, tuple[int, ...
 def variables_from_state_dicts(vgg16: dict, heads: dict, sources=('vgg16', 'heads')) -> dict:
   """torchvision vgg16 + lpips heads state dicts -> LPIPS variables, checked by name and shape."""
   vgg_shapes, head_shapes = torch_shapes()
-  torch_weights.check_shapes(vgg16, vgg_shapes, sources[0])
+  torch_weights.check_shapes(vgg16, vgg_shapes, sources[0], unused=tuple(VGG16_CLASSIFIER))
   torch_weights.check_shapes(heads, head_shapes, sources[1])
   params = {}
   for index, name, _ in VGG16_CONVS:
-    params[f'{name}/kernel'] = np.asarray(vgg16[f'features.{index}.weight'], np.float32).transpose(2, 3, 1, 0)
-    params[f'{name}/bias'] = np.asarray(vgg16[f'features.{index}.bias'], np.float32)
+    params[f'vgg16/{name}/kernel'] = np.asarray(vgg16[f'features.{index}.weight'], np.float32).transpose(2, 3, 1, 0)
+    params[f'vgg16/{name}/bias'] = np.asarray(vgg16[f'features.{index}.bias'], np.float32)
   for k in range(len(TAPS)):
     params[f'lin{k}/kernel'] = np.asarray(heads[f'lin{k}.model.1.weight'], np.float32).reshape(1, -1).T
   return {'params': traverse_util.unflatten_dict(params, sep='/')}

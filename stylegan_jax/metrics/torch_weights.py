@@ -232,18 +232,20 @@ def read_state_dict(source: Union[str, os.PathLike, bytes]) -> dict[str, np.ndar
 
 
 def check_shapes(state: dict[str, np.ndarray], expected: dict[str, tuple[int, ...]], source: str,
-                 optional: tuple[str, ...] = ()) -> None:
+                 unused: tuple[str, ...] = (), ignored_suffixes: tuple[str, ...] = ()) -> None:
   """Raises TorchWeightsError naming every missing, misshapen or unexpected variable of `state`.
 
-  Names ending in one of `optional` (e.g. BatchNorm's `num_batches_tracked`) may be present or not.
+  Names in `unused` (variables the caller does not need) may be absent; their shape is checked when present.
+  Names ending in one of `ignored_suffixes` (e.g. BatchNorm's `num_batches_tracked`) are not checked at all.
   """
   problems = []
   for name, shape in expected.items():
     if name not in state:
-      problems.append(f'missing variable {name} {list(shape)}')
+      if name not in unused:
+        problems.append(f'missing variable {name} {list(shape)}')
     elif state[name].shape != tuple(shape):
       problems.append(f'variable {name} has shape {list(state[name].shape)}, expected {list(shape)}')
   problems += [f'unexpected variable {name} {list(value.shape)}' for name, value in state.items()
-               if name not in expected and not any(name.endswith(o) for o in optional)]
+               if name not in expected and not name.endswith(ignored_suffixes)]
   if problems:
     raise TorchWeightsError(f'{source}: ' + '; '.join(problems))
