@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import torch_files
+from test_torch_weights import lpips_heads_file
 from stylegan_jax import errors
 from stylegan_jax.metrics import lpips, torch_weights
 
@@ -110,8 +111,7 @@ def test_loader_names_wrong_and_missing_variables(tmp_path, files):
 
 
 def test_real_heads_file_loads(files):
-  package = pytest.importorskip('lpips')
-  path = pathlib.Path(package.__file__).parent / 'weights' / 'v0.1' / 'vgg.pth'
+  path = lpips_heads_file()
   loaded = lpips.load(files[0], path)
   assert loaded.checksum.endswith('+' + lpips.LPIPS_HEADS_SHA256)
 
