@@ -63,7 +63,8 @@ def main():
     compile_s, steady = timed(lambda: net(images), args.seconds)
     print(f'| Inception-v3 (FID) | {size}x{size}x{channels} uint8 | {compile_s:.1f} | {1000 * steady / n:.1f} '
           f'| {n / steady:.1f} img/s |', flush=True)
-  shapes = jax.eval_shape(lpips.LPIPS().init, jax.random.key(0), *[jax.ShapeDtypeStruct((1, 64, 64, 3), np.float32)] * 2)
+  pair = [jax.ShapeDtypeStruct((1, 64, 64, 3), np.float32)] * 2
+  shapes = jax.eval_shape(lpips.LPIPS().init, jax.random.key(0), *pair)
   perceptual = lpips.PerceptualDistance(name='random', checksum='', variables=random_variables(shapes))
   for size in (16, 64, 256):
     a, b = (jax.device_put(rng.uniform(-1, 1, (n, size, size, 3)).astype(np.float32)) for _ in range(2))

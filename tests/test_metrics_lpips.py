@@ -4,7 +4,6 @@ with the `lpips` package on the same weights.
 """
 
 import math
-import pathlib
 
 import jax
 import numpy as np
@@ -100,7 +99,8 @@ def test_loader_names_wrong_and_missing_variables(tmp_path, files):
   heads['lin2.model.1.weight'] = np.zeros((1, 255, 1, 1), np.float32)
   torch_files.write(tmp_path / 'heads.pth', heads)
   with pytest.raises(torch_weights.TorchWeightsError,
-                     match=r'heads.pth: variable lin2.model.1.weight has shape \[1, 255, 1, 1\], expected \[1, 256, 1, 1\]'):
+                     match=r'heads.pth: variable lin2.model.1.weight has shape \[1, 255, 1, 1\], '
+                           r'expected \[1, 256, 1, 1\]'):
     lpips.load(files[0], tmp_path / 'heads.pth')
   del vgg['features.26.bias']
   vgg['classifier.6.bias'] = np.zeros(10, np.float32)

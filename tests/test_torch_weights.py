@@ -108,7 +108,8 @@ def test_check_shapes_names_every_problem():
            'fc': np.zeros(3)}
   expected = {'a': (2, 3), 'b': (5,), 'c': (1,), 'fc': (4,), 'head': (2,)}
   with pytest.raises(torch_weights.TorchWeightsError) as e:
-    torch_weights.check_shapes(state, expected, 'f.pth', unused=('fc', 'head'), ignored_suffixes=('num_batches_tracked',))
+    torch_weights.check_shapes(state, expected, 'f.pth', unused=('fc', 'head'),
+                               ignored_suffixes=('num_batches_tracked',))
   assert str(e.value) == ('f.pth: variable b has shape [4], expected [5]; missing variable c [1]; '
                           'variable fc has shape [3], expected [4]; unexpected variable extra [1]')
   torch_weights.check_shapes({'a': np.zeros((2, 3))}, {'a': (2, 3), 'fc': (4,)}, 'f.pth', unused=('fc',))

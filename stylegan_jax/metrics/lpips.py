@@ -9,11 +9,12 @@ distance(a, b) for images in [-1, 1], exactly as the `lpips` package's LPIPS(net
      is inactive at evaluation) and averaged over H and W;
   5. the sum over the five layers -> [N].
 
-Weights, both user-supplied files (read without PyTorch, checked by name and shape):
-  vgg16   torchvision's ImageNet VGG16 state dict `vgg16-397923af.pth` (features.{0,2,...,28}; the unused
-          classifier.* may be absent, and are checked by shape when present);
-  heads   the `lpips` package's `lpips/weights/v0.1/vgg.pth` (ships in its PyPI wheel, 7,289 bytes, sha256
-          `LPIPS_HEADS_SHA256` in lpips 0.1.4): lin{0..4}.model.1.weight [1, C, 1, 1].
+Weights, both user-supplied files (read without PyTorch, checked by name and shape; their sha256 is recorded):
+  vgg16   torchvision's ImageNet VGG16 state dict `vgg16-397923af.pth` (what
+          `torchvision.models.vgg16(weights='IMAGENET1K_V1')` downloads into ~/.cache/torch/hub/checkpoints/):
+          features.{0,2,...,28}; the unused classifier.* may be absent and are checked by shape when present;
+  heads   `lpips/weights/v0.1/vgg.pth` inside the `lpips` package's PyPI wheel (`pip download lpips`; 7,289 bytes,
+          sha256 `LPIPS_HEADS_SHA256` in lpips 0.1.4): lin{0..4}.model.1.weight [1, C, 1, 1].
 """
 
 import dataclasses
