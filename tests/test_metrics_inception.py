@@ -209,7 +209,6 @@ def test_loader_checks_the_checksum(weights_file, net):
   assert net.checksum == digest and net.name == 'inception_v3_tf_fid'
   with pytest.raises(torch_weights.TorchWeightsError, match=f'sha256 {digest} is not {inception.FID_WEIGHTS_SHA256}'):
     inception.load(weights_file)
-  assert inception.load(weights_file, sha256=digest).checksum == digest
   with pytest.raises(errors.UsageError, match="input_mode 'bicubic'"):
     inception.load(weights_file, input_mode='bicubic', sha256=None)
 
@@ -222,7 +221,8 @@ def test_features_of_gray_and_rgb(net):
   features = np.asarray(net(gray))
   assert features.shape == (2, 2048) and features.dtype == np.float32 and np.all(np.isfinite(features))
   assert np.all(features >= 0)  # the mean of ReLU outputs
-  np.testing.assert_array_equal(features, np.asarray(net(np.repeat(gray, 3, axis=-1))))
+  np.testing.assert_array_equal(np.asarray(inception.preprocess(gray)),
+                                np.asarray(inception.preprocess(np.repeat(gray, 3, axis=-1))))
   assert not np.allclose(features[0], features[1])
   with pytest.raises(errors.UsageError, match=r'expects uint8 NHWC images with 1 or 3 channels, got float32'):
     net(gray.astype(np.float32))

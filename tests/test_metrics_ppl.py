@@ -103,7 +103,8 @@ def test_lpips_distance_and_argument_checks(golden, tmp_path):
   x = np.random.default_rng(4).uniform(0, 255, (2, 2, 16, 16, 3)).astype(np.float32)
   np.testing.assert_allclose(np.asarray(ppl.lpips_on_255(perceptual)(x[0], x[1])),
                              np.asarray(perceptual.distance(x[0] / 127.5 - 1, x[1] / 127.5 - 1)), rtol=1e-6)
-  value = ppl.ppl(golden.Gs, golden.config, 'w', 'full', num_samples=4, distance=perceptual, batch_size=4)
+  # w/end with 8 pairs a batch, as test_golden_generator_path_lengths: the generator is compiled once.
+  value = ppl.ppl(golden.Gs, golden.config, 'w', 'end', num_samples=8, distance=perceptual, batch_size=8)
   assert np.isfinite(value) and value > 0
   with pytest.raises(errors.UsageError, match="PPL space 'x' is not one of"):
     ppl.ppl(golden.Gs, golden.config, 'x', distance=mse)
