@@ -57,6 +57,15 @@ def test_tensor_beyond_its_storage_is_refused(legacy):
     torch_weights.read_state_dict(torch_files.dumps(state, legacy))
 
 
+def test_malformed_tensor_metadata_is_refused():
+  storage = torch_files.Storage('0', np.zeros(6, np.float32))
+  for tensor, message in ((torch_files.Tensor(storage, (2, 'x'), strides=(1, 1)), 'malformed tensor metadata'),
+                          (torch_files.Tensor(storage, (-1, 2)), r'tensor w \[-1, 2\] reaches beyond'),
+                          (torch_files.Tensor(storage, (2,), strides=(-1,)), r'tensor w \[2\] reaches beyond')):
+    with pytest.raises(torch_weights.TorchWeightsError, match=message):
+      torch_weights.read_state_dict(torch_files.dumps({'w': tensor}, legacy=True))
+
+
 @FORMATS
 def test_foreign_global_is_refused_and_not_executed(tmp_path, legacy):
   marker = tmp_path / 'ran'

@@ -61,11 +61,12 @@ class _TensorRef:
     self.storage, self.offset, self.size, self.stride = storage, int(offset), tuple(size), tuple(stride)
 
   def materialise(self, name: str) -> np.ndarray:
-    data = self.storage.data
-    if not isinstance(self.storage, _Storage) or data is None:
+    data = self.storage.data if isinstance(self.storage, _Storage) else None
+    if data is None:
       raise TorchWeightsError(f'tensor {name} has no storage data in the file')
     last = self.offset + sum((n - 1) * s for n, s in zip(self.size, self.stride) if n > 0)
-    if self.offset < 0 or min(self.stride, default=0) < 0 or (0 not in self.size and last >= data.size):
+    if (self.offset < 0 or min(self.stride + self.size, default=0) < 0
+        or (0 not in self.size and last >= data.size)):
       raise TorchWeightsError(f'tensor {name} {list(self.size)} reaches beyond its storage of {data.size} '
                               'elements: the file is corrupt')
     view = np.lib.stride_tricks.as_strided(data[self.offset:], self.size,
@@ -108,24 +109,12 @@ class _Unpickler(restricted_pickle.RestrictedUnpickler):
     if not (isinstance(pid, tuple) and len(pid) in (5, 6) and pid[0] in ('storage', b'storage')
             and isinstance(pid[1], _StorageType)):
       raise TorchWeightsError(f'{self.source}: unsupported persistent id {pid!r:.80} (not a tensor storage)')
+    if len(pid) == 6 and pid[5] is not None:
+      raise TorchWeightsError(f'{self.source}: pickles a storage view, which only PyTorch < 0.4 wrote; '
+                              'not supported')
     storage_type, key, _, numel = pid[1:5]
     key = key.decode() if isinstance(key, bytes) else str(key)
-    storage = self.storages.setdefault(key, _Storage(storage_type, key, numel))
-    if len(pid) == 6 and pid[5] is not None:  # a legacy view (view_key, offset, size) into the root storage
-      view_key, offset, view_size = pid[5]
-      return _StorageView(storage, offset, view_size)
-    return storage
-
-
-class _StorageView(_Storage):
-  """A legacy storage view: elements [offset, offset + numel) of a root storage."""
-
-  def __init__(self, root: _Storage, offset: int, numel: int):
-    self.root, self.offset, self.numel, self.dtype, self.key = root, int(offset), int(numel), root.dtype, None
-
-  @property
-  def data(self):
-    return None if self.root.data is None else self.root.data[self.offset:self.offset + self.numel]
+    return self.storages.setdefault(key, _Storage(storage_type, key, numel))
 
 
 def _load_pickle(unpickler: _Unpickler):
@@ -228,7 +217,12 @@ def read_state_dict(source: Union[str, os.PathLike, bytes]) -> dict[str, np.ndar
   if not isinstance(obj, dict) or not all(isinstance(k, str) and isinstance(v, _TensorRef)
                                           for k, v in obj.items()):
     raise TorchWeightsError(f'{where}: holds a {type(obj).__name__}, not a state dict of named tensors')
-  return {name: ref.materialise(name) for name, ref in obj.items()}
+  try:
+    return {name: ref.materialise(name) for name, ref in obj.items()}
+  except TorchWeightsError:
+    raise
+  except (TypeError, ValueError) as e:  # sizes or strides that are not integers
+    raise TorchWeightsError(f'{where}: malformed tensor metadata ({e}): the file is corrupt') from e
 
 
 def check_shapes(state: dict[str, np.ndarray], expected: dict[str, tuple[int, ...]], source: str,
