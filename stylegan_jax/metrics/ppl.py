@@ -93,7 +93,8 @@ def image_pairs(variables: dict, key: jax.Array, config: NetworkConfig, space: s
   leaves, treedef = jax.tree_util.tree_flatten(noise)
   keys = jax.random.split(k_noise, max(len(leaves), 1))
   noise = jax.tree_util.tree_unflatten(treedef, [jax.random.normal(k, x.shape) for k, x in zip(keys, leaves)])
-  images = g.apply({**variables, 'noise': noise}, dlatents, noise_mode='const', method=networks.Generator.synthesize)
+  images = g.apply({**variables, 'noise': noise}, dlatents, noise_mode='const',
+                   method=networks.Generator.synthesize)
   images = (downsample(crop(images)) + 1.0) * (255.0 / 2.0)
   return images[0::2], images[1::2]
 
@@ -121,7 +122,8 @@ def path_lengths(generator_variables: dict, config: NetworkConfig, distance: Dis
     distance = lpips_on_255(distance)
   key = jax.random.key(seed)
   values = []
-  for i in tqdm.trange(math.ceil(num_samples / batch_size), desc=f'ppl_{space}{sampling}', disable=not progress):
+  batches = math.ceil(num_samples / batch_size)
+  for i in tqdm.trange(batches, desc=f'ppl_{space}{sampling}', disable=not progress):
     a, b = image_pairs(generator_variables, jax.random.fold_in(key, i), config, space, sampling, batch_size,
                        epsilon)
     values.append(np.asarray(distance(a, b), np.float64) / epsilon ** 2)
