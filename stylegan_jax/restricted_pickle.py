@@ -5,11 +5,12 @@ from typing import Callable
 
 
 class RestrictedUnpickler(pickle.Unpickler):
-  """Subclasses set `allowed` ({(module, name): factory of the object to use}) and `refuse` (the error to raise)."""
+  """Resolves only the globals in `allowed` ({(module, name): factory of the object to use}); any other global
+  raises `refuse(module, name)`, which subclasses override to name their file format."""
   allowed: dict[tuple[str, str], Callable[[], object]] = {}
 
   def refuse(self, module: str, name: str) -> Exception:
-    raise NotImplementedError
+    return pickle.UnpicklingError(f'refusing to unpickle global {module}.{name}')
 
   def find_class(self, module, name):
     factory = self.allowed.get((module, name))
