@@ -58,13 +58,13 @@ SUFFIX_RULES: list[tuple[str, tuple[Callable[[Any], bool], str]]] = [
 TYPES = {'model.fused_scale': (bool, str)}
 
 
-def _flatten(tree: dict, prefix: str = '') -> dict[str, Any]:
-  """{'a': {'b': 1}, 't': {}} -> {'a.b': 1, 't': {}}: a non-empty dict is descended into, an empty one (a
-  table in the default config) is a leaf."""
+def _flatten(tree: dict, prefix: str = '', tables: frozenset[str] = frozenset()) -> dict[str, Any]:
+  """{'a': {'b': 1}, 't': {}} -> {'a.b': 1, 't': {}}: a non-empty dict is descended into unless its key is one of
+  `tables`; an empty one (a table in the default config) is a leaf."""
   flat = {}
   for key, value in tree.items():
-    if isinstance(value, dict) and value:
-      flat.update(_flatten(value, f'{prefix}{key}.'))
+    if isinstance(value, dict) and value and prefix + key not in tables:
+      flat.update(_flatten(value, f'{prefix}{key}.', tables))
     else:
       flat[f'{prefix}{key}'] = value
   return flat
@@ -74,8 +74,8 @@ def _schema() -> dict[str, Any]:
   return _flatten(default.get_config().to_dict())
 
 
-def _tables(schema: dict[str, Any]) -> set[str]:
-  return {k for k, v in schema.items() if isinstance(v, dict)}
+def _tables(schema: dict[str, Any]) -> frozenset[str]:
+  return frozenset(k for k, v in schema.items() if isinstance(v, dict))
 
 
 def _unknown(key: str, schema: dict[str, Any]) -> errors.UsageError:
@@ -85,8 +85,8 @@ def _unknown(key: str, schema: dict[str, Any]) -> errors.UsageError:
   if not siblings:
     return _unknown(parent, schema)
   name = key.rpartition('.')[2]
-  close = [f'{parent + "." if parent else ""}{c}' for c in difflib.get_close_matches(name, siblings, n=1)]
-  close = close or [k for k in schema if difflib.get_close_matches(name, [k.rpartition('.')[2]], n=1)][:1]
+  close = [f'{parent + "." if parent else ""}{c}' for c in difflib.get_close_matches(name, siblings, n=1, cutoff=0.7)]
+  close = close or [k for k in schema if difflib.get_close_matches(name, [k.rpartition('.')[2]], n=1, cutoff=0.7)][:1]
   hint = f'did you mean {close[0]}? ' if close else ''
   return errors.UsageError(f'unknown config key {key}: {hint}{parent or "the config"} has {", ".join(siblings)}')
 
@@ -160,9 +160,8 @@ def _check_value(key: str, value: Any, expected: Any) -> str | None:
 def check_keys(config) -> None:
   """Raises UsageError naming the first key the default config does not define."""
   schema = _schema()
-  tables = _tables(schema)
-  for key in _flatten(config.to_dict()):
-    if key not in schema and not any(key.startswith(t + '.') for t in tables):
+  for key in _flatten(config.to_dict(), tables=_tables(schema)):
+    if key not in schema:
       raise _unknown(key, schema)
 
 
@@ -196,9 +195,8 @@ def validate(config, *, num_devices: int | None = None, dataset_info=None) -> No
   """
   check_keys(config)
   schema = _schema()
-  values = _flatten(config.to_dict())
-  problems = [p for key, value in values.items() if key in schema
-              and (p := _check_value(key, value, schema[key])) is not None]
+  values = _flatten(config.to_dict(), tables=_tables(schema))
+  problems = [p for key, value in values.items() if (p := _check_value(key, value, schema[key])) is not None]
   if problems:
     raise errors.UsageError('invalid config value ' + '; '.join(problems))
   try:
