@@ -132,12 +132,16 @@ def trial_names(trials: Sequence[dict[str, Any]]) -> list[str]:
   def name(trial, precise):
     return _sanitize(','.join(f'{short[k]}={_format_name_value(v, precise)}' for k, v in trial.items()) or 'base')
 
-  names = [name(t, False) for t in trials]
-  names = [name(t, True) if names.count(n) > 1 else n for t, n in zip(trials, names)]
+  short_names, precise = [name(t, False) for t in trials], [name(t, True) for t in trials]
+  names = [n if short_names.count(n) == 1 else p if precise.count(p) == 1 else f'{n},trial={i}'
+           for i, (n, p) in enumerate(zip(short_names, precise))]
   return [f'{n},trial={i}' if names.count(n) > 1 else n for i, n in enumerate(names)]
 
 
 def expand(sweep: Sweep) -> list[Trial]:
+  """The trials with their names; a key both fixed and swept is refused."""
+  if twice := sorted({k for t in sweep.trials for k in t} & set(sweep.overrides)):
+    raise errors.UsageError(f'{", ".join(twice)}: both a fixed override and swept; keep one')
   return [Trial(i, n, dict(t)) for i, (n, t) in enumerate(zip(trial_names(sweep.trials), sweep.trials))]
 
 
