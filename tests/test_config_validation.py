@@ -177,3 +177,13 @@ def test_unknown_override_is_one_line(tmp_path):
       'checkpoint_kimg, checkpoints_to_keep, dlatent_avg_beta, grid_seed, grid_size, image_snapshot_ticks, '
       'mirror_augment, style_mixing_prob, total_kimg']
   assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_dry_run_timing_estimates_each_stage(tmp_path):
+  done = python('-m', 'stylegan_jax.main', '--config', str(REPO / 'stylegan_jax/configs/smoke.py'),
+                f'--workdir={tmp_path / "run"}', '--dry_run_timing', '--config.train.total_kimg=0.1', cwd=tmp_path)
+  assert done.returncode == 0, done.stderr[-3000:]
+  rows = [line.split('|') for line in done.stdout.splitlines() if line.startswith('| 8x8') or line.startswith('| 16x')]
+  assert len(rows) == 2 and all(float(r[9]) > 0 and float(r[10]) > 0 for r in rows), done.stdout
+  assert 'estimated wall time' in done.stdout and list(tmp_path.iterdir()) == []

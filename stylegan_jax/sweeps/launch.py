@@ -135,6 +135,8 @@ def run(trials: list[trials_lib.Trial], sweep_dir: str, commands: dict[str, list
             print_fn(line)
       time.sleep(0.2)
   finally:
+    if any(p.poll() is None for _, p, _, _ in running.values()):  # the launcher failed: no orphaned trials
+      _stop(running, stop, stop_timeout, print_fn)
     for s, handler in previous.items():
       signal.signal(s, handler)
   return final
