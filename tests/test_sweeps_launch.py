@@ -2,7 +2,6 @@
 a re-run runs only unfinished trials, and a sweep stopped by Ctrl-C resumes its interrupted trial exactly."""
 
 import json
-import os
 import pathlib
 import re
 import signal

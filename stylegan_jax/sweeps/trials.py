@@ -4,9 +4,10 @@ Layout of a sweep directory:
   <dir>/sweep.json              the sweep: config file, fixed overrides, swept keys, trials (name, overrides)
   <dir>/commands.txt            one train command per line (trial i on line i + 1)
   <dir>/trials/<name>/          a trial's workdir (what `stylegan_jax.main` writes: metrics.jsonl, checkpoints/,
-                                samples/, tb/) plus trial.json (name, overrides, command), config.json (the
-                                resolved config), train.log (the local launcher's log of the run) and
-                                status.json (the launcher's record: running with its pid, or how it ended)
+                                samples/, tb/) plus trial.json (name, swept and fixed overrides, command),
+                                config.json (the resolved config), train.log (the local launcher's log of the
+                                run) and status.json (the launcher's record: running with its pid, or how it
+                                ended)
 
 A trial's command is the training command with the base config and the trial's overrides as flags, so running it
 again resumes the trial from its newest checkpoint (checkpoint.py).
@@ -195,7 +196,8 @@ def prepare(sweep: Sweep, sweep_file: str, sweep_dir: str, python: str = sys.exe
     cmd = command(sweep, trial, sweep_dir, python)
     commands.append(shlex.join(cmd))
     _write_json(os.path.join(directory, 'trial.json'),
-                dict(index=trial.index, name=trial.name, overrides=trial.overrides, command=cmd))
+                dict(index=trial.index, name=trial.name, overrides=trial.overrides, fixed_overrides=sweep.overrides,
+                     command=cmd))
     try:
       config = resolve(sweep, trial)
     except errors.UserError as e:
