@@ -13,10 +13,11 @@ import jax
 import numpy as np
 import pytest
 
-from stylegan_jax import checkpoint
+from stylegan_jax import checkpoint, errors
 from stylegan_jax.configs import smoke
 from stylegan_jax.data import prepare
 from PIL import Image
+from stylegan_jax.sweeps import launch, trials as trials_lib
 from stylegan_jax.sweeps import main as sweep_main
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -144,3 +145,34 @@ def test_ctrl_c_then_rerun_resumes_exactly(data, one_device, tmp_path):
                     jax.device_get(checkpoint.load(str(reference)).state))
   assert metrics(first) == metrics(reference)
   assert checkpoint.load(str(second)).step == 192
+
+
+def test_devices_are_split_between_concurrent_trials(tmp_path, monkeypatch):
+  """4 stand-in trials (Python one-liners recording their CUDA_VISIBLE_DEVICES and run time), 2 at a time on 4
+  GPUs: each gets 2 of them, never the same as a trial running beside it."""
+  assert launch.device_groups(['0', '1', '2', '3'], 2) == [['0', '1'], ['2', '3']]
+  assert launch.device_groups(['0', '1', '2'], 2) == [['0'], ['1']]
+  assert launch.device_groups([], 3) == [[], [], []]
+  with pytest.raises(errors.UsageError, match='--parallel 3 needs at least as many devices'):
+    launch.device_groups(['0', '1'], 3)
+  monkeypatch.setenv('CUDA_VISIBLE_DEVICES', '1,3')
+  assert launch.local_gpus() == ['1', '3']
+
+  trials = [trials_lib.Trial(i, f't{i}', {}) for i in range(4)]
+  record = ('import json, os, sys, time; start = time.time(); time.sleep(1.0); '
+            'json.dump([os.environ["CUDA_VISIBLE_DEVICES"], start, time.time()], open("run.json", "w"))')
+  commands = {}
+  for trial in trials:
+    directory = pathlib.Path(trials_lib.trial_dir(str(tmp_path), trial))
+    directory.mkdir(parents=True)
+    commands[trial.name] = [sys.executable, '-c', record.replace('run.json', str(directory / 'run.json'))]
+  lines = []
+  final = launch.run(trials, str(tmp_path), commands, parallel=2, devices=['0', '1', '2', '3'],
+                     print_fn=lines.append)
+  assert final == {t.name: 'stopped' for t in trials}  # exit code 0 without a final checkpoint
+  runs = [json.loads((tmp_path / 'trials' / t.name / 'run.json').read_text()) for t in trials]
+  assert sorted(r[0] for r in runs) == ['0,1', '0,1', '2,3', '2,3']
+  for a in runs:
+    overlapping = [b for b in runs if b is not a and b[1] < a[2] and a[1] < b[2]]
+    assert len(overlapping) <= 1 and all(b[0] != a[0] for b in overlapping)
+  assert lines[:2] == ['[1/4] t0: running', '[2/4] t1: running'] and len(lines) == 8

@@ -36,10 +36,10 @@ def _parser() -> argparse.ArgumentParser:
                    '(default: CUDA_VISIBLE_DEVICES or every GPU nvidia-smi lists; none on a CPU machine)')
   run.add_argument('--status_interval', type=float, default=60.0,
                    help='seconds between progress lines of a running trial (default: %(default)s)')
-  for p in (run, sub.add_parser('summary', help='Tabulate and plot a metric of every trial (works while the '
-                                                'sweep runs).')):
-    if p is not run:
-      p.add_argument('--dir', required=True, help='the sweep directory')
+  summarize = sub.add_parser('summary', help='Tabulate and plot a metric of every trial (works while the sweep '
+                                             'runs).')
+  summarize.add_argument('--dir', required=True, help='the sweep directory')
+  for p in (run, summarize):
     p.add_argument('--metric', default='fd_domain', help='metrics.jsonl key to rank by (default: %(default)s)')
     p.add_argument('--mode', choices=('min', 'max'), default='min', help='min: lower is better (default)')
   batch = with_sweep('slurm', 'Write a SLURM job-array script (one task per trial) to DIR/sweep.sbatch.')
