@@ -93,6 +93,8 @@ def test_overrides_round_trip_through_the_command(tmp_path):
   # The command's own flags, parsed as the train command parses them, give the same config.
   flags = [a for a in shlex.split(shlex.join(command)) if a.startswith('--config.')]
   assert trials_lib.parse_config(command[3].split('=', 1)[1], flags).to_dict() == config.to_dict()
+  with pytest.raises(errors.UsageError, match='seed: both a fixed override and swept'):
+    trials_lib.expand(sweeps.Sweep(config='smoke', overrides={'seed': 1}, trials=[{'seed': 2}]))
 
 
 @pytest.mark.parametrize('trial,message', [
