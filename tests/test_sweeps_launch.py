@@ -148,15 +148,29 @@ def test_ctrl_c_then_rerun_resumes_exactly(data, one_device, tmp_path):
 
 
 def test_devices_are_split_between_concurrent_trials(tmp_path, monkeypatch):
-  """4 stand-in trials (Python one-liners recording their CUDA_VISIBLE_DEVICES and run time), 2 at a time on 4
-  GPUs: each gets 2 of them, never the same as a trial running beside it."""
+  """How GPUs / TPU chips are found and limited per trial; then 4 stand-in trials (Python one-liners recording
+  their CUDA_VISIBLE_DEVICES and run time), 2 at a time on 4 GPUs: each gets 2, never those of a trial running
+  beside it."""
   assert launch.device_groups(['0', '1', '2', '3'], 2) == [['0', '1'], ['2', '3']]
   assert launch.device_groups(['0', '1', '2'], 2) == [['0'], ['1']]
   assert launch.device_groups([], 3) == [[], [], []]
   with pytest.raises(errors.UsageError, match='--parallel 3 needs at least as many devices'):
     launch.device_groups(['0', '1'], 3)
   monkeypatch.setenv('CUDA_VISIBLE_DEVICES', '1,3')
-  assert launch.local_gpus() == ['1', '3']
+  assert launch.local_devices() == ('gpu', ['1', '3'])
+  monkeypatch.delenv('CUDA_VISIBLE_DEVICES')
+  monkeypatch.setenv('PATH', str(tmp_path))  # no nvidia-smi
+  monkeypatch.setenv('TPU_VISIBLE_CHIPS', '0,1,2,3')
+  assert launch.local_devices() == ('tpu', ['0', '1', '2', '3'])
+  assert launch.device_env('gpu', ['2', '3'], 1) == {'CUDA_VISIBLE_DEVICES': '2,3'}
+  assert launch.device_env('tpu', ['2', '3'], 1) == {
+      'TPU_VISIBLE_CHIPS': '2,3', 'TPU_CHIPS_PER_PROCESS_BOUNDS': '1,2,1', 'TPU_PROCESS_BOUNDS': '1,1,1',
+      'TPU_MESH_CONTROLLER_ADDRESS': 'localhost:8477', 'TPU_MESH_CONTROLLER_PORT': '8477'}
+  assert launch.device_env('tpu', ['0'], 0)['TPU_CHIPS_PER_PROCESS_BOUNDS'] == '1,1,1'
+  assert launch.device_env('cpu', [], 0) == {}
+  with pytest.raises(errors.UsageError, match='would get 3 TPU chips'):
+    launch.device_env('tpu', ['0', '1', '2'], 0)
+  monkeypatch.undo()
 
   trials = [trials_lib.Trial(i, f't{i}', {}) for i in range(4)]
   record = ('import json, os, sys, time; start = time.time(); time.sleep(1.0); '
@@ -167,7 +181,7 @@ def test_devices_are_split_between_concurrent_trials(tmp_path, monkeypatch):
     directory.mkdir(parents=True)
     commands[trial.name] = [sys.executable, '-c', record.replace('run.json', str(directory / 'run.json'))]
   lines = []
-  final = launch.run(trials, str(tmp_path), commands, parallel=2, devices=['0', '1', '2', '3'],
+  final = launch.run(trials, str(tmp_path), commands, parallel=2, device_kind='gpu', devices=['0', '1', '2', '3'],
                      print_fn=lines.append)
   assert final == {t.name: 'stopped' for t in trials}  # exit code 0 without a final checkpoint
   runs = [json.loads((tmp_path / 'trials' / t.name / 'run.json').read_text()) for t in trials]

@@ -1,14 +1,17 @@
 """Runs a sweep's trials on this machine, N at a time, each its own training process.
 
 Finished trials are skipped; started ones resume from their checkpoints (the train command does that); a failed
-trial's error (the last lines of its log) goes to its status.json and the others go on. With several local GPUs
-they are split between the concurrent trials (CUDA_VISIBLE_DEVICES); on a CPU the trials are just processes.
+trial's error (the last lines of its log) goes to its status.json and the others go on. Several local GPUs or TPU
+chips are split between the concurrent trials (CUDA_VISIBLE_DEVICES; TPU_VISIBLE_CHIPS with the process bounds of
+1, 2 or 4 chips and a mesh controller port per trial); on a CPU the trials are just processes.
 SIGINT (Ctrl-C) or SIGTERM sends every running trial one SIGTERM, so that each saves a checkpoint and stops;
 a second one kills them at once.
 """
 
 import collections
+import glob
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -21,19 +24,44 @@ from stylegan_jax.sweeps import trials as trials_lib
 ERROR_LINES = 20
 
 
-def local_gpus() -> list[str]:
-  """This machine's GPUs: CUDA_VISIBLE_DEVICES if set, else what nvidia-smi lists (none without it)."""
+def local_devices() -> tuple[str, list[str]]:
+  """('gpu' or 'tpu', ids) of this machine's accelerators, found without starting JAX: CUDA_VISIBLE_DEVICES or what
+  nvidia-smi lists, else TPU_VISIBLE_CHIPS or the /dev/accel* chips; ('cpu', []) when there are none."""
   visible = os.environ.get('CUDA_VISIBLE_DEVICES')
   if visible is not None:
-    return [d for d in visible.split(',') if d.strip()]
-  if not shutil.which('nvidia-smi'):
-    return []
-  try:
-    out = subprocess.run(['nvidia-smi', '--query-gpu=index', '--format=csv,noheader'], capture_output=True,
-                         text=True, timeout=30, check=True).stdout
-  except (subprocess.SubprocessError, OSError):
-    return []
-  return [line.strip() for line in out.splitlines() if line.strip()]
+    return 'gpu', [d.strip() for d in visible.split(',') if d.strip()]
+  if shutil.which('nvidia-smi'):
+    try:
+      out = subprocess.run(['nvidia-smi', '--query-gpu=index', '--format=csv,noheader'], capture_output=True,
+                           text=True, timeout=30, check=True).stdout
+      return 'gpu', [line.strip() for line in out.splitlines() if line.strip()]
+    except (subprocess.SubprocessError, OSError):
+      pass
+  visible = os.environ.get('TPU_VISIBLE_CHIPS')
+  if visible is not None:
+    chips = [c.strip() for c in visible.split(',') if c.strip()]
+  else:
+    chips = sorted((m.group(1) for p in glob.glob('/dev/accel*') if (m := re.fullmatch(r'/dev/accel(\d+)', p))),
+                   key=int)
+  return ('tpu', chips) if chips else ('cpu', [])
+
+
+# Chips of one process on a TPU host -> TPU_CHIPS_PER_PROCESS_BOUNDS (x, y, z of the chip grid).
+TPU_CHIP_BOUNDS = {1: '1,1,1', 2: '1,2,1', 4: '2,2,1'}
+TPU_PORT = 8476
+
+
+def device_env(kind: str, group: Sequence[str], slot: int) -> dict[str, str]:
+  """The environment that limits a trial to the devices of `group` (the `slot`-th concurrent trial)."""
+  if not group:
+    return {}
+  if kind == 'gpu':
+    return {'CUDA_VISIBLE_DEVICES': ','.join(group)}
+  if len(group) not in TPU_CHIP_BOUNDS:
+    raise errors.UsageError(f'a trial would get {len(group)} TPU chips: choose --parallel so that each gets 1, 2 or 4')
+  return {'TPU_VISIBLE_CHIPS': ','.join(group), 'TPU_CHIPS_PER_PROCESS_BOUNDS': TPU_CHIP_BOUNDS[len(group)],
+          'TPU_PROCESS_BOUNDS': '1,1,1', 'TPU_MESH_CONTROLLER_ADDRESS': f'localhost:{TPU_PORT + slot}',
+          'TPU_MESH_CONTROLLER_PORT': str(TPU_PORT + slot)}
 
 
 def device_groups(devices: Sequence[str], parallel: int) -> list[list[str]]:
@@ -66,11 +94,12 @@ class _Stop:
 
 
 def run(trials: list[trials_lib.Trial], sweep_dir: str, commands: dict[str, list[str]], *,
-        invalid: Sequence[str] = (), parallel: int = 1,
+        invalid: Sequence[str] = (), parallel: int = 1, device_kind: str = 'cpu',
         devices: Sequence[str] = (), metric: str = 'fd_domain', status_interval: float = 60.0,
         stop_timeout: float = 300.0, print_fn: Callable[[str], None] = print) -> dict[str, str]:
   """Runs every trial that is not done and not `invalid` (failed validation); returns {name: final status}."""
   groups = device_groups(devices, parallel)
+  environments = [device_env(device_kind, group, slot) for slot, group in enumerate(groups)]
   total = len(trials)
   queue, final = [], {}
   for trial in trials:
@@ -92,9 +121,7 @@ def run(trials: list[trials_lib.Trial], sweep_dir: str, commands: dict[str, list
         trial = queue.pop(0)
         group = free.pop(0)
         directory = trials_lib.trial_dir(sweep_dir, trial)
-        env = dict(os.environ)
-        if groups[group]:
-          env['CUDA_VISIBLE_DEVICES'] = ','.join(groups[group])
+        env = {**os.environ, **environments[group]}
         log = open(os.path.join(directory, 'train.log'), 'a')
         log.write(f'=== {time.strftime("%Y-%m-%d %H:%M:%S")} {" ".join(commands[trial.name])}\n')
         log.flush()

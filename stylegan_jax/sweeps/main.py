@@ -32,8 +32,9 @@ def _parser() -> argparse.ArgumentParser:
   run = with_sweep('run', 'Run the trials on this machine, N at a time; finished ones are skipped, stopped ones '
                           'resume.')
   run.add_argument('--parallel', type=int, default=1, help='trials at once (default: %(default)s)')
-  run.add_argument('--devices', default=None, help='comma-separated GPU ids to split between the concurrent trials '
-                   '(default: CUDA_VISIBLE_DEVICES or every GPU nvidia-smi lists; none on a CPU machine)')
+  run.add_argument('--devices', default=None, help='comma-separated GPU ids or TPU chip ids to split between the '
+                   'concurrent trials (default: CUDA_VISIBLE_DEVICES or every GPU nvidia-smi lists, else '
+                   'TPU_VISIBLE_CHIPS or every /dev/accel* chip; none on a CPU machine)')
   run.add_argument('--status_interval', type=float, default=60.0,
                    help='seconds between progress lines of a running trial (default: %(default)s)')
   summarize = sub.add_parser('summary', help='Tabulate and plot a metric of every trial (works while the sweep '
@@ -88,9 +89,11 @@ def main(argv: list[str]) -> int:
     raise errors.UsageError(f'--parallel {args.parallel}: must be >= 1')
   sweep, trials, invalid = _prepare(args)
   commands = {t.name: trials_lib.command(sweep, t, args.dir, args.python) for t in trials}
-  devices = launch.local_gpus() if args.devices is None else [d for d in args.devices.split(',') if d]
-  final = launch.run(trials, args.dir, commands, invalid=list(invalid), parallel=args.parallel, devices=devices,
-                     metric=args.metric, status_interval=args.status_interval,
+  kind, devices = launch.local_devices()
+  if args.devices is not None:
+    devices = [d for d in args.devices.split(',') if d]
+  final = launch.run(trials, args.dir, commands, invalid=list(invalid), parallel=args.parallel, device_kind=kind,
+                     devices=devices, metric=args.metric, status_interval=args.status_interval,
                      print_fn=lambda line: print(line, flush=True))
   markdown, _ = summary.summarize(args.dir, args.metric, args.mode)
   print(markdown, end='')
