@@ -187,11 +187,11 @@ def check_dataset(model: NetworkConfig, info) -> None:
     raise errors.UsageError('config.model does not match the dataset: ' + '; '.join(problems))
 
 
-def validate(config, *, num_devices: int | None = None, dataset_info=None) -> None:
+def validate(config, *, num_devices: int | None = None) -> None:
   """Raises errors.UsageError (one line: key, value, what is allowed) unless `config` is a valid training config.
 
-  `num_devices`: also check that every stage's minibatch splits across that many devices. `dataset_info`
-  (input_pipeline.DatasetInfo of the prepared dataset): also check the label count against it.
+  `num_devices`: also check that every stage's minibatch splits across that many devices. The prepared dataset
+  is checked separately (check_dataset), once it is known to exist.
   """
   check_keys(config)
   schema = _schema()
@@ -219,5 +219,3 @@ def validate(config, *, num_devices: int | None = None, dataset_info=None) -> No
       schedule.check_minibatches(config.schedule, model.resolution, num_devices)
     except ValueError as e:
       raise errors.UsageError(str(e)) from None
-  if dataset_info is not None:
-    check_dataset(model, dataset_info)

@@ -24,7 +24,8 @@ import numpy as np
 import tqdm
 from absl import logging
 
-from stylegan_jax import checkpoint, config_validation, input_pipeline, networks, preemption, sampling, schedule, steps, train_state
+from stylegan_jax import (checkpoint, config_validation, input_pipeline, networks, preemption, sampling, schedule,
+                          steps, train_state)
 from stylegan_jax.network_config import NetworkConfig
 from stylegan_jax.run_log import RunLog
 
@@ -91,10 +92,10 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, allow_config_chang
   A changed config is refused unless only checkpoint.SAFE_CHANGES keys changed and `allow_config_change`.
   SIGTERM/SIGINT save a checkpoint at the next step and return the state (see preemption.py).
   """
-  model = NetworkConfig.from_dict(config.model)
   mesh = steps.make_mesh()
-  config_validation.validate(config, num_devices=mesh.devices.size,
-                             dataset_info=input_pipeline.create_dataset_info(config.data))
+  config_validation.validate(config, num_devices=mesh.devices.size)
+  model = NetworkConfig.from_dict(config.model)
+  config_validation.check_dataset(model, input_pipeline.create_dataset_info(config.data))
   is_main = jax.process_index() == 0
   total_nimg = int(config.train.total_kimg * 1000)
   checkpoint_nimg = round(config.train.checkpoint_kimg * 1000)
