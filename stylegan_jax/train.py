@@ -24,17 +24,10 @@ import numpy as np
 import tqdm
 from absl import logging
 
-from stylegan_jax import checkpoint, input_pipeline, networks, preemption, sampling, schedule, steps, train_state
+from stylegan_jax import (checkpoint, config_validation, input_pipeline, networks, preemption, sampling, schedule,
+                          steps, train_state)
 from stylegan_jax.network_config import NetworkConfig
 from stylegan_jax.run_log import RunLog
-
-
-def check_dataset(model: NetworkConfig, info) -> None:
-  """The dataset must have the shape the networks are built for."""
-  problems = [f'{name}: model {getattr(model, name)} vs dataset {getattr(info, name)}'
-              for name in ('resolution', 'num_channels', 'label_size') if getattr(model, name) != getattr(info, name)]
-  if problems:
-    raise ValueError('config.model does not match the dataset: ' + '; '.join(problems))
 
 
 class SnapshotGrid:
@@ -99,10 +92,10 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, allow_config_chang
   A changed config is refused unless only checkpoint.SAFE_CHANGES keys changed and `allow_config_change`.
   SIGTERM/SIGINT save a checkpoint at the next step and return the state (see preemption.py).
   """
-  model = NetworkConfig.from_dict(config.model)
   mesh = steps.make_mesh()
-  schedule.check_minibatches(config.schedule, model.resolution, mesh.devices.size)
-  check_dataset(model, input_pipeline.create_dataset_info(config.data))
+  config_validation.validate(config, num_devices=mesh.devices.size)
+  model = NetworkConfig.from_dict(config.model)
+  config_validation.check_dataset(model, input_pipeline.create_dataset_info(config.data))
   is_main = jax.process_index() == 0
   total_nimg = int(config.train.total_kimg * 1000)
   checkpoint_nimg = round(config.train.checkpoint_kimg * 1000)
