@@ -57,15 +57,24 @@ def config_for_dataset(data: ml_collections.ConfigDict, *, label_size: int, devi
 
 
 def describe(config: ml_collections.ConfigDict, device_kind: str) -> str:
-  """Lines that say what `config_for_dataset` chose."""
+  """Lines that say what `config_for_dataset` chose (with any overrides applied since)."""
   m, s = config.model, config.schedule
-  growth = ' -> '.join(f'{r}x{r}' for r in _stages(s.lod_initial_resolution, m.resolution))
+  stages = _stages(s.lod_initial_resolution, m.resolution)
+  phases = f'{s.lod_training_kimg:g}-kimg stable and {s.lod_transition_kimg:g}-kimg fade-in phases'
+  minibatch = s.minibatch_base if not s.minibatch_dict else 'per resolution (official table)'
+  ticks = list(s.tick_kimg_dict.values())
+  tick = f'{min(ticks):g}-{max(ticks):g} (per resolution)' if ticks else f'{s.tick_kimg_base:g}'
+  full = ''
+  if len(stages) > 1:
+    fade_in = (len(stages) - 1) * s.lod_training_kimg + (len(stages) - 2) * s.lod_transition_kimg
+    full = (f'; {m.resolution}x{m.resolution} fades in from kimg {fade_in:g} and is stable from kimg '
+            f'{fade_in + s.lod_transition_kimg:g}')
   return '\n'.join([
       f'  networks  fmap_base {m.fmap_base}, fmap_max {m.fmap_max}, {m.latent_size}-d latents, '
       f'{m.mapping_layers} mapping layers' + ('' if device_kind == 'cpu' else ' (official)'),
-      f'  schedule  {growth}: fade-in and stable phases of {s.lod_training_kimg:g} kimg, minibatch '
-      f'{s.minibatch_base if not s.minibatch_dict else "per resolution (official table)"}, '
-      f'total {config.train.total_kimg:g} kimg',
+      f'  schedule  {" -> ".join(f"{r}x{r}" for r in stages)}: {phases}, minibatch {minibatch}{full}',
+      f'  length    {config.train.total_kimg:g} kimg, a tick (metrics, sample grid) every {tick} kimg, a checkpoint '
+      f'every {config.train.checkpoint_kimg:g} kimg',
   ])
 
 

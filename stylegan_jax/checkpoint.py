@@ -219,15 +219,15 @@ class RunCheckpoints:
         items, reason = _attempt(lambda: self._restore(step, target))
       if not _all_processes(reason is None):
         logger.error('checkpoint %s is unusable and skipped: %s', self.path(step),
-                      reason or 'another process could not restore it')
+                     reason or 'another process could not restore it')
         unusable.append(step)
         continue
       if changes:
         logger.warning('resuming with changed config keys (allowed): %s', ', '.join(changes))
       if meta['num_devices'] != jax.device_count():
         logger.warning('checkpoint %d was saved on %d devices, this run has %d: minibatch stddev groups and '
-                        'style mixing are per device, so the run continues, but not exactly as before', step,
-                        meta['num_devices'], jax.device_count())
+                       'style mixing are per device, so the run continues, but not exactly as before', step,
+                       meta['num_devices'], jax.device_count())
       self._kept.update(meta['kept_steps'])
       self._move_aside(unusable)
       return Restored(step, self.path(step), items.state, items.loop, meta)
@@ -274,7 +274,7 @@ class RunCheckpoints:
                                                      loop=ocp.args.JsonSave(loop), meta=ocp.args.JsonSave(meta)),
                        force=True)  # waits for the previous save to be complete first
     logger.info('saving checkpoint %s (%s) in the background (training waited %.2f s)', self.path(step), reason,
-                 time.time() - start)
+                time.time() - start)
 
   def close(self) -> None:
     """Waits for a pending save to be complete, then releases the manager."""

@@ -48,7 +48,7 @@ class StopSignal:
       return
     self.signal = signal.Signals(signum).name
     logger.warning('%s: saving a checkpoint at the next step and stopping (send it again to stop at once)',
-                    self.signal)
+                   self.signal)
 
   def _forward(self, signum, frame) -> None:
     os.kill(os.getpid(), signal.SIGTERM)

@@ -161,7 +161,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, allow_config_chang
     else:
       loop.stage, loop.iterator = sched.resolution, None
       logger.info('stage %dx%d from kimg %.1f: minibatch %d', sched.resolution, sched.resolution, sched.kimg,
-                   sched.minibatch)
+                  sched.minibatch)
     return it
 
   def host_tick_metrics() -> list[dict[str, float]]:
@@ -224,7 +224,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, allow_config_chang
           compile_seconds[sched.resolution] = bar.compile_sec[sched.resolution] = time.time() - start
           timer = (timer[0] + compile_seconds[sched.resolution], timer[1])  # keep compilation out of img/s
           logger.info('compiled the %dx%d steps in %.1f s', sched.resolution, sched.resolution,
-                       compile_seconds[sched.resolution])
+                      compile_seconds[sched.resolution])
         tick_metrics.append({**d_metrics, **g_metrics})
         loop.nimg += sched.minibatch
         bar.update(loop.nimg, sched.minibatch)
@@ -245,7 +245,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, allow_config_chang
           checkpoints.save(state, dataclasses.asdict(loop), reason=reason, keep=stage_end)
         if reason == 'signal':
           logger.warning('stopped by %s at kimg %.3f; run the same command to continue', stop.signal,
-                          loop.nimg / 1000)
+                         loop.nimg / 1000)
           break
   finally:
     checkpoints.close()  # waits for a save in flight

@@ -195,6 +195,8 @@ def test_auto_config_for_64px_rgb_on_cpu_and_gpu():
   # Full resolution is stable by kimg 50 (the quickstart default schedule reaches 64x64 only at kimg 75+).
   assert stable_from_nimg(cpu) <= 50_000 < stable_from_nimg(default_for(data))
   assert cpu.train.total_kimg == pytest.approx(2 * stable_from_nimg(cpu) / 1000, abs=0.2)
+  assert f'64x64 fades in from kimg 40 and is stable from kimg {stable_from_nimg(cpu) // 1000}' in \
+      auto_config.describe(cpu, 'cpu')
   assert cpu.data.folder_name == 'icons'
   gpu = auto_config.config_for_dataset(data, label_size=0, device_kind='gpu', num_devices=2)
   assert (gpu.model.fmap_base, gpu.model.fmap_max, gpu.model.latent_size) == (8192, 512, 512)
