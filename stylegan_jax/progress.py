@@ -74,14 +74,15 @@ class ProgressBar:
     self.img_per_sec: dict[int, float] = {}
     self.compile_sec: dict[int, float] = {}
     self._status = ''
-    self._bar = tqdm.tqdm(total=total_nimg / 1000, initial=nimg / 1000, unit='kimg', file=sys.stderr,
+    # Counts images; unit_scale shows them in kimg. tqdm writes the postfix after ', '.
+    self._bar = tqdm.tqdm(total=total_nimg, initial=nimg, unit_scale=1e-3, file=sys.stderr,
                           disable=not (enabled and sys.stderr.isatty()), dynamic_ncols=True,
-                          bar_format='{l_bar}{bar}| {n:.1f}/{total:g} kimg [{elapsed}, ETA {postfix}]')
+                          bar_format='{l_bar}{bar}| {n:.1f}/{total:g} kimg [{elapsed}{postfix}]', postfix='ETA ?')
 
   def update(self, nimg: int, step_images: int) -> None:
-    self._bar.update(step_images / 1000)
-    self._bar.set_postfix_str(f'{format_seconds(eta_seconds(nimg, self.spans, self.img_per_sec, self.compile_sec))}'
-                              f'{self._status}', refresh=False)
+    self._bar.update(step_images)
+    eta = format_seconds(eta_seconds(nimg, self.spans, self.img_per_sec, self.compile_sec))
+    self._bar.set_postfix_str(f'ETA {eta}{self._status}', refresh=False)
 
   def tick(self, resolution: int, img_per_sec: float, status: str) -> None:
     """A logged tick of the stage at `resolution` (one that did not span a stage switch)."""
