@@ -173,6 +173,11 @@ def test_console_script_runs_a_shipped_config_from_any_directory(tmp_path, prefi
   assert result.stderr.strip().splitlines()[-1].startswith(
       "error: dataset 'fashion_mnist' is not prepared in " + str(tmp_path / 'd')), result.stderr
   assert 'Traceback' not in result.stderr and ' I1' not in result.stderr  # no tracebacks, no absl INFO lines
+  assert 'Load dataset info' not in result.stderr and 'Using custom data configuration' not in result.stderr
+  verbose = subprocess.run(prefix + ['train', '--config=smoke', '--workdir=w', '--config.data.data_dir=d',
+                                     '--verbosity=1'], cwd=tmp_path, env=env, capture_output=True, text=True,
+                           timeout=120)
+  assert verbose.returncode == 1 and 'Traceback' in verbose.stderr and ' INFO ' in verbose.stderr, verbose.stderr
 
 
 # ---- Your own folder: the config comes from the dataset ----------------------------------------------------
@@ -215,8 +220,10 @@ def default_for(data):
 def test_train_with_data_and_no_config_builds_the_model_for_the_dataset(tmp_path, capsys):
   make_folder(tmp_path / 'pets', 6, 16, classes=('cat', 'dog', 'fox'))
   directory = prepared(tmp_path, 'pets', resolution=8, labels='subfolders')
-  out = capsys.readouterr().out
-  assert '3 classes: cat (2), dog (2), fox (2)' in out and f'stylegan-jax train --data=' in out
+  captured = capsys.readouterr()
+  assert '3 classes: cat (2), dog (2), fox (2)' in captured.out and 'stylegan-jax train --data=' in captured.out
+  assert 'Preparing pets-8px-3ch-center-subfolders in ' in captured.err
+  assert 'Downloading and preparing' not in captured.out + captured.err  # TFDS's wording, for local files
   fv = train_main.parse_flags([f'--data={directory}', f'--workdir={tmp_path / "w"}',
                                '--config.train.total_kimg=7'])
   config = train_main.resolve_config(fv, 'cpu', 1)
