@@ -165,8 +165,7 @@ def resolve_config(fv: flags.FlagValues, device_kind: str, num_devices: int) -> 
   else:
     config = auto_config.config_for_dataset(data, label_size=info.label_size, device_kind=device_kind,
                                             num_devices=num_devices)
-    config.update_from_flattened_dict({k: v for k, v in overrides.items() if not k.startswith('model.')
-                                       or k.split('.')[1] not in ('resolution', 'num_channels', 'label_size')})
+    config.update_from_flattened_dict(overrides)
     logger.info('no --config: chosen for %dx%d on %d %s device(s) (stylegan_jax/auto_config.py; override with '
                 '--config.KEY=VALUE):\n%s', info.resolution, info.resolution, num_devices, device_kind,
                 auto_config.describe(config, device_kind))
