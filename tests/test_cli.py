@@ -3,6 +3,7 @@ training on a prepared folder with no config file, and what a run shows (ticks p
 
 import io
 import json
+import logging
 import os
 import pathlib
 import struct
@@ -18,6 +19,18 @@ from stylegan_jax.configs import default
 from stylegan_jax.data import config as config_lib, prepare
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def restore_logging():
+  """The commands set up logging for the process (console.configure_logging); other tests get theirs back."""
+  loggers = [logging.getLogger(name) for name in ('', 'stylegan_jax', 'stylegan_jax.checkpoint', 'absl',
+                                                  'jax._src.xla_bridge')]
+  saved = [(lg, lg.level, list(lg.handlers)) for lg in loggers]
+  yield
+  for lg, level, handlers in saved:
+    lg.setLevel(level)
+    lg.handlers[:] = handlers
 
 
 def make_folder(path: pathlib.Path, count: int, size: int, classes=('a',), mode='RGB') -> pathlib.Path:
