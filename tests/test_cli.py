@@ -321,3 +321,10 @@ def test_ticks_close_at_stage_ends_and_tensorboard_steps_are_nimg(tmp_path, caps
           ('samples/stage_ends', 128)} <= set(images)
   grid = images['samples/stage_ends', 128]
   assert (grid.width, grid.height) == (4 * 16, 2 * 16)  # the smoke config's 4x2 grid of 16x16 images
+
+
+def test_the_dispatcher_and_prepare_import_neither_jax_nor_tensorflow():
+  code = ('import sys, stylegan_jax.cli; assert "jax" not in sys.modules, "cli"; '
+          'import stylegan_jax.data.prepare; heavy = {"jax", "tensorflow"} & set(sys.modules); '
+          'assert not heavy, heavy')
+  subprocess.run([sys.executable, '-c', code], check=True, env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=60)
