@@ -31,8 +31,8 @@ shift || true
 case "$cmd" in
   train)
     setup
-    "$VENV/bin/python" -m stylegan_jax.data.prepare --config stylegan_jax/configs/default.py  # into ./data; instant once done
-    "$VENV/bin/python" -m stylegan_jax.main --config stylegan_jax/configs/default.py --workdir "${WORKDIR:-workdir/quickstart}" "$@"
+    "$VENV/bin/stylegan-jax" prepare --config=default  # into ./data; instant once done
+    "$VENV/bin/stylegan-jax" train --config=default --workdir="${WORKDIR:-workdir/quickstart}" "$@"
     ;;
   test)
     setup

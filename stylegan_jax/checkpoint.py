@@ -29,6 +29,7 @@ with `allow_changes` (main.py --allow_config_change); anything else is refused, 
 import dataclasses
 import datetime
 import json
+import logging
 import os
 import time
 from typing import Any, Optional
@@ -37,11 +38,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
-from absl import logging
 from jax.experimental import multihost_utils
 
 from stylegan_jax import errors, train_state
 from stylegan_jax.network_config import NetworkConfig
+
+logger = logging.getLogger(__name__)
 
 STEP_DIGITS = 9
 # Config keys (with everything under them) that may change on resume with allow_changes: the run's length, how
@@ -216,16 +218,16 @@ class RunCheckpoints:
         changes = check_config(meta['config'], self._config, allow_changes)
         items, reason = _attempt(lambda: self._restore(step, target))
       if not _all_processes(reason is None):
-        logging.error('checkpoint %s is unusable and skipped: %s', self.path(step),
-                      reason or 'another process could not restore it')
+        logger.error('checkpoint %s is unusable and skipped: %s', self.path(step),
+                     reason or 'another process could not restore it')
         unusable.append(step)
         continue
       if changes:
-        logging.warning('resuming with changed config keys (allowed): %s', ', '.join(changes))
+        logger.warning('resuming with changed config keys (allowed): %s', ', '.join(changes))
       if meta['num_devices'] != jax.device_count():
-        logging.warning('checkpoint %d was saved on %d devices, this run has %d: minibatch stddev groups and '
-                        'style mixing are per device, so the run continues, but not exactly as before', step,
-                        meta['num_devices'], jax.device_count())
+        logger.warning('checkpoint %d was saved on %d devices, this run has %d: minibatch stddev groups and '
+                       'style mixing are per device, so the run continues, but not exactly as before', step,
+                       meta['num_devices'], jax.device_count())
       self._kept.update(meta['kept_steps'])
       self._move_aside(unusable)
       return Restored(step, self.path(step), items.state, items.loop, meta)
@@ -253,7 +255,7 @@ class RunCheckpoints:
         while os.path.exists(destination):  # the same step found unusable before
           destination += '+'
         os.replace(self.path(step), destination)
-        logging.warning('moved the unusable checkpoint %s to %s', self.path(step), destination)
+        logger.warning('moved the unusable checkpoint %s to %s', self.path(step), destination)
     if steps:
       multihost_utils.sync_global_devices('stylegan_jax.checkpoint.move_aside')
       self._manager.reload()
@@ -271,8 +273,8 @@ class RunCheckpoints:
     self._manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(_host_copy(state)),
                                                      loop=ocp.args.JsonSave(loop), meta=ocp.args.JsonSave(meta)),
                        force=True)  # waits for the previous save to be complete first
-    logging.info('saving checkpoint %s (%s) in the background (training waited %.2f s)', self.path(step), reason,
-                 time.time() - start)
+    logger.info('saving checkpoint %s (%s) in the background (training waited %.2f s)', self.path(step), reason,
+                time.time() - start)
 
   def close(self) -> None:
     """Waits for a pending save to be complete, then releases the manager."""

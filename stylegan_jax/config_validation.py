@@ -79,16 +79,22 @@ def _tables(schema: dict[str, Any]) -> frozenset[str]:
 
 
 def _unknown(key: str, schema: dict[str, Any]) -> errors.UsageError:
-  parent = key.rpartition('.')[0]
-  siblings = sorted({k[len(parent) + 1:].split('.')[0] for k in schema if k.startswith(parent + '.')} if parent
-                    else {k.split('.')[0] for k in schema})
+  """The error for a key the schema lacks: its first unknown part, a close match, and the keys there."""
+  parts = key.split('.')
+  for i, part in enumerate(parts):
+    prefix = '.'.join(parts[:i])
+    siblings = sorted({k[len(prefix) + 1:].split('.')[0] for k in schema if k.startswith(prefix + '.')} if prefix
+                      else {k.split('.')[0] for k in schema})
+    if part not in siblings:
+      break
+  unknown = '.'.join(parts[:i + 1])
   if not siblings:
-    return _unknown(parent, schema)
-  name = key.rpartition('.')[2]
-  close = [f'{parent + "." if parent else ""}{c}' for c in difflib.get_close_matches(name, siblings, n=1, cutoff=0.7)]
-  close = close or [k for k in schema if difflib.get_close_matches(name, [k.rpartition('.')[2]], n=1, cutoff=0.7)][:1]
+    return errors.UsageError(f'unknown config key {unknown}: {prefix} is a value, not a group of keys')
+  close = ['.'.join(parts[:i] + [c] + parts[i + 1:])
+           for c in difflib.get_close_matches(part, siblings, n=1, cutoff=0.7)]
+  close = close or [k for k in schema if difflib.get_close_matches(parts[-1], [k.rpartition('.')[2]], n=1, cutoff=0.7)][:1]
   hint = f'did you mean {close[0]}? ' if close else ''
-  return errors.UsageError(f'unknown config key {key}: {hint}{parent or "the config"} has {", ".join(siblings)}')
+  return errors.UsageError(f'unknown config key {unknown}: {hint}{prefix or "the config"} has {", ".join(siblings)}')
 
 
 def _type_ok(value: Any, expected: Any) -> bool:

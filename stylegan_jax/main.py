@@ -1,4 +1,12 @@
-"""Training entry point: `python -m stylegan_jax.main --config stylegan_jax/configs/default.py --workdir workdir/quickstart`.
+"""`stylegan-jax train` (also `python -m stylegan_jax.main`): train a progressive StyleGAN in a workdir.
+
+  stylegan-jax train --config=default --workdir=workdir/quickstart
+  stylegan-jax train --data=data/stylegan_image_folder/icons-64px-3ch-center-nolabels/1.0.0 --workdir=workdir/icons
+
+--config is a shipped config name (`default`, `smoke`, `ffhq1024:4`, ...) or a config file. --data is a prepared
+dataset (the directory `stylegan-jax prepare` prints): the networks are built for its resolution, channels and
+classes, and without --config the rest is chosen for it and this machine (auto_config.py) and printed. Any config
+value can be overridden with --config.KEY=VALUE, e.g. --config.train.total_kimg=300.
 
 `--dry_run` validates the config, prints it with the timetable of every stage (timetable.py) and exits without
 touching the workdir; `--dry_run_timing` adds wall-time estimates from timing each stage's step pair here.
@@ -11,75 +19,183 @@ Multi-host: start one process per host with the same flags plus --coordinator_ad
 --process_id (jax.distributed); each process reads its own part of every minibatch.
 """
 
+import logging
 import os
 import sys
+import tempfile
+from typing import Optional, Sequence
 
-import jax
-from absl import app, flags, logging
+import ml_collections
+from absl import flags
 from ml_collections import config_flags
 
-from stylegan_jax import checkpoint, config_validation, errors, timetable, train
+from stylegan_jax import config_validation, configs, console, errors
 
-FLAGS = flags.FLAGS
-flags.DEFINE_string('workdir', None, 'Directory for metrics, sample grids and checkpoints.')
-flags.DEFINE_bool('allow_config_change', False, 'Resume although the config changed, when only these keys '
-                  f'changed: {", ".join(checkpoint.SAFE_CHANGES)}. Other changes are always refused.')
-flags.DEFINE_string('compilation_cache_dir', None, "JAX's persistent compilation cache, so that a resumed run "
-                    "reuses the compiled steps (default <workdir>/compile_cache; '' turns it off).")
-flags.DEFINE_string('coordinator_address', None, 'host:port of process 0, to train on several hosts.')
-flags.DEFINE_integer('num_processes', 1, 'Number of processes (hosts) with --coordinator_address.')
-flags.DEFINE_integer('process_id', 0, 'This process with --coordinator_address.')
-flags.DEFINE_bool('dry_run', False, 'Validate the config, print it and the timetable of every stage, and exit '
-                  'without touching the workdir.')
-flags.DEFINE_bool('dry_run_timing', False, 'With --dry_run: also compile and time each stage\'s step pair here '
-                  'and estimate the wall time.')
-config_flags.DEFINE_config_file('config', None, 'Training config file (stylegan_jax/configs/*.py).', lock_config=True)
-flags.mark_flags_as_required(['config', 'workdir'])
+PROG = 'stylegan-jax train'
+logger = logging.getLogger('stylegan_jax.main')  # not __name__: `python -m` runs this module as __main__
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  if FLAGS.dry_run or FLAGS.dry_run_timing:
-    return dry_run(FLAGS.config, timing=FLAGS.dry_run_timing)
-  if FLAGS.coordinator_address:
-    jax.distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
-  cache_dir = os.path.join(FLAGS.workdir, 'compile_cache') if FLAGS.compilation_cache_dir is None \
-      else FLAGS.compilation_cache_dir
+def _define_flags(argv: list[str]) -> flags.FlagValues:
+  """This command's flags, in their own FlagValues (so `--help` lists only them and each call parses afresh)."""
+  from stylegan_jax import checkpoint  # noqa: PLC0415 (imports JAX: after console.run has set up logging)
+  fv = flags.FlagValues()
+  flags.DEFINE_string('workdir', None, 'Directory for metrics, sample grids, TensorBoard events and checkpoints '
+                      '(required; created if missing).', flag_values=fv)
+  flags.DEFINE_string('data', None, 'A prepared dataset: the directory `stylegan-jax prepare` printed. The '
+                      'networks get its resolution, channels and classes; without --config, widths and schedule '
+                      'are chosen for it and this machine and printed.', flag_values=fv)
+  config_flags.DEFINE_config_file(
+      'config', configs.config_path('default'),
+      f'A shipped config ({", ".join(configs.names())}; e.g. ffhq1024:4 for its 4-GPU setup) or a config file '
+      '(get_config()). Required unless --data is given. Override any value with --config.KEY=VALUE, e.g. '
+      '--config.train.total_kimg=300 (the keys: stylegan_jax/configs/default.py).',
+      flag_values=fv, lock_config=True, sys_argv=argv)
+  flags.DEFINE_bool('allow_config_change', False, 'Resume although the config changed, when only these keys '
+                    f'changed: {", ".join(checkpoint.SAFE_CHANGES)}. Other changes are always refused.',
+                    flag_values=fv)
+  flags.DEFINE_string('compilation_cache_dir', None, "JAX's persistent compilation cache, so that a resumed run "
+                      "reuses the compiled steps (default <workdir>/compile_cache; '' turns it off).",
+                      flag_values=fv)
+  flags.DEFINE_string('coordinator_address', None, 'host:port of process 0, to train on several hosts.',
+                      flag_values=fv)
+  flags.DEFINE_integer('num_processes', 1, 'Number of processes (hosts) with --coordinator_address.',
+                       flag_values=fv)
+  flags.DEFINE_integer('process_id', 0, 'This process with --coordinator_address.', flag_values=fv)
+  flags.DEFINE_bool('dry_run', False, 'Validate the config, print it and the timetable of every stage, and exit '
+                    'without touching the workdir.', flag_values=fv)
+  flags.DEFINE_bool('dry_run_timing', False, "With --dry_run: also compile and time each stage's step pair here "
+                    'and estimate the wall time.', flag_values=fv)
+  flags.DEFINE_integer('verbosity', 0, '0: quiet; 1: library logs and the traceback of an error; 2: debug logs.',
+                       short_name='v', flag_values=fv)
+  return fv
+
+
+def usage() -> str:
+  fv = _define_flags([''])
+  fv['config'].default_as_str = None  # its default only parses overrides when --data comes without --config
+  flag_help = [line for line in fv.get_help(include_special_flags=False).splitlines()
+               if line.startswith(' ')]  # without the defining module's name
+  return '\n'.join([f'usage: {PROG} (--config=NAME|FILE | --data=DIR) --workdir=DIR [--config.KEY=VALUE ...] '
+                    '[flags]', '', __doc__.split('\n\n', 1)[1].strip(), '', 'flags:', *flag_help])
+
+
+def _config_spec(argv: list[str]) -> tuple[Optional[int], Optional[str]]:
+  """(index in argv, value) of --config (None, None when absent)."""
+  for i, arg in enumerate(argv):
+    if arg.startswith('--config='):
+      return i, arg.split('=', 1)[1]
+    if arg == '--config':
+      if i + 1 == len(argv):
+        raise errors.UsageError(f'{PROG}: --config needs a value')
+      return i, argv[i + 1]
+  return None, None
+
+
+def parse_flags(argv: Sequence[str]) -> Optional[flags.FlagValues]:
+  """The parsed flags of `argv` (without the program name); None after printing --help."""
+  argv = list(argv)
+  if {'-h', '--help', '--helpshort', '--helpfull'} & set(argv):
+    print(usage())
+    return None
+  index, spec = _config_spec(argv)
+  if spec is not None:
+    path = configs.config_path(spec)
+    if not os.path.isfile(path.partition(':')[0]):
+      raise errors.UsageError(f'--config {spec}: neither a shipped config ({", ".join(configs.names())}) nor a '
+                              'config file')
+    argv[index:index + 2 if argv[index] == '--config' else index + 1] = [f'--config={path}']
+  config_validation.check_override_keys(argv)
+  fv = _define_flags([PROG] + argv)
+  try:
+    rest = fv([PROG] + argv)
+  except flags.Error as e:
+    raise errors.UsageError(f'{PROG}: {" ".join(str(e).split())} (see {PROG} --help)') from None
+  if rest[1:]:
+    raise errors.UsageError(f'{PROG}: unexpected arguments {rest[1:]} (flags are --name=value; see {PROG} --help)')
+  if not fv.workdir and not (fv.dry_run or fv.dry_run_timing):
+    raise errors.UsageError(f'{PROG}: --workdir is required (see {PROG} --help)')
+  if spec is None and not fv.data:
+    raise errors.UsageError(f'{PROG}: pass --config (a shipped name: {", ".join(configs.names())}; or a file) or '
+                            '--data (a prepared dataset)')
+  return fv
+
+
+def _check_workdir(workdir: str) -> None:
+  try:
+    os.makedirs(workdir, exist_ok=True)
+    with tempfile.TemporaryFile(dir=workdir):
+      pass
+  except OSError as e:
+    raise errors.UserError(f'cannot write to workdir {workdir}: {e.strerror or e}') from None
+
+
+def resolve_config(fv: flags.FlagValues, device_kind: str, num_devices: int) -> ml_collections.ConfigDict:
+  """--config with its overrides; with --data, the networks and data of that dataset (and without --config, the
+  config auto_config chooses for it, then the overrides)."""
+  config = fv.config
+  if not fv.data:
+    return config
+  from stylegan_jax import auto_config, input_pipeline  # noqa: PLC0415 (imports JAX and grain)
+  from stylegan_jax.data import datasets  # noqa: PLC0415
+  data = datasets.data_config_from_directory(fv.data)
+  info = input_pipeline.create_dataset_info(data)
+  kind = 'RGB' if info.num_channels == 3 else 'gray'
+  classes = f'{info.label_size} classes (conditional)' if info.label_size else 'unconditional'
+  logger.info('dataset %s: %d images, %dx%d %s, %s', fv.data, info.num_examples, info.resolution, info.resolution,
+              kind, classes)
+  overrides = fv['config'].override_values
+  if fv['config'].present:
+    data.update(num_threads=config.data.num_threads, prefetch_batches=config.data.prefetch_batches)
+    config.data = data
+  else:
+    config = auto_config.config_for_dataset(data, label_size=info.label_size, device_kind=device_kind,
+                                            num_devices=num_devices)
+    config.update_from_flattened_dict(overrides)
+    logger.info('no --config: chosen for %dx%d on %d %s device(s) (stylegan_jax/auto_config.py; override with '
+                '--config.KEY=VALUE):\n%s', info.resolution, info.resolution, num_devices, device_kind,
+                auto_config.describe(config, device_kind))
+  for key in ('resolution', 'num_channels', 'label_size'):
+    if f'model.{key}' not in overrides:
+      config.model[key] = getattr(info, key)
+  return config
+
+
+def _main(argv: list[str]) -> None:
+  fv = parse_flags(argv)
+  if fv is None:
+    return
+  import jax  # noqa: PLC0415 (after the logging set-up: JAX reads TF_CPP_MIN_LOG_LEVEL at import)
+  if fv.dry_run or fv.dry_run_timing:
+    dry_run(resolve_config(fv, jax.default_backend(), jax.device_count()), timing=fv.dry_run_timing)
+    return
+  _check_workdir(fv.workdir)
+  from stylegan_jax import train  # noqa: PLC0415
+  if fv.coordinator_address:
+    jax.distributed.initialize(fv.coordinator_address, fv.num_processes, fv.process_id)
+  cache_dir = os.path.join(fv.workdir, 'compile_cache') if fv.compilation_cache_dir is None \
+      else fv.compilation_cache_dir
   if cache_dir:
     jax.config.update('jax_compilation_cache_dir', os.path.abspath(cache_dir))
-  logging.info('devices: %s', jax.devices())
-  try:
-    train.train(FLAGS.config, FLAGS.workdir, allow_config_change=FLAGS.allow_config_change)
-  except (checkpoint.ConfigChangeError, checkpoint.NoUsableCheckpointError) as e:
-    logging.error('not resuming %s: %s', FLAGS.workdir, e)
-    return 1
-  return 0
+  config = resolve_config(fv, jax.default_backend(), jax.device_count())
+  logger.info('training on %d %s device(s) in %s', jax.device_count(), jax.default_backend(), fv.workdir)
+  train.train(config, fv.workdir, allow_config_change=fv.allow_config_change)
 
 
-def dry_run(config, timing: bool = False) -> int:
+def dry_run(config: ml_collections.ConfigDict, timing: bool = False) -> None:
   """Validates `config` and prints it and its timetable (timed with `timing`). Writes nothing."""
+  import jax  # noqa: PLC0415
+  from stylegan_jax import timetable  # noqa: PLC0415 (imports JAX)
   config_validation.validate(config, num_devices=jax.device_count())
   stages = timetable.timetable(config)
   print(config, flush=True)
   print(f'timetable ({jax.device_count()} {jax.devices()[0].platform} devices):')
   print(timetable.format_timetable(stages, timetable.time_stages(config, stages) if timing else None), flush=True)
-  return 0
 
 
-def parse_flags(argv: list[str]) -> list[str]:
-  """absl's flag parsing, with unknown --config.* keys refused first as one errors.UsageError."""
-  config_validation.check_override_keys(argv)
-  return FLAGS(argv)
-
-
-def run():
-  try:
-    app.run(main, flags_parser=parse_flags)
-  except errors.UserError as e:
-    print(f'error: {e}', file=sys.stderr)
-    sys.exit(e.exit_code)
+def main(argv: Optional[Sequence[str]] = None) -> int:
+  """`stylegan-jax train ...` (argv without the program name); returns the exit code."""
+  return console.run(PROG, _main, sys.argv[1:] if argv is None else argv)
 
 
 if __name__ == '__main__':
-  run()
+  sys.exit(main())

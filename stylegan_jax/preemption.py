@@ -6,13 +6,15 @@ on any process and agrees on the next step that every process reaches
 (`multihost_utils.reached_preemption_sync_point`); SIGINT is turned into a SIGTERM of the same process.
 """
 
+import logging
 import os
 import signal
 import threading
 
 import jax
-from absl import logging
 from jax.experimental import multihost_utils
+
+logger = logging.getLogger(__name__)
 
 
 class StopSignal:
@@ -30,7 +32,7 @@ class StopSignal:
       handler = self._forward if self._distributed else self._note
       self._previous = {s: signal.signal(s, handler) for s in signals}
     else:
-      logging.warning('not in the main thread: SIGTERM/SIGINT will not save a checkpoint')
+      logger.warning('not in the main thread: SIGTERM/SIGINT will not save a checkpoint')
     return self
 
   def __exit__(self, *exc_info) -> None:
@@ -45,8 +47,8 @@ class StopSignal:
       signal.raise_signal(signum)
       return
     self.signal = signal.Signals(signum).name
-    logging.warning('%s: saving a checkpoint at the next step and stopping (send it again to stop at once)',
-                    self.signal)
+    logger.warning('%s: saving a checkpoint at the next step and stopping (send it again to stop at once)',
+                   self.signal)
 
   def _forward(self, signum, frame) -> None:
     os.kill(os.getpid(), signal.SIGTERM)

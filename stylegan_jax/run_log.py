@@ -1,8 +1,9 @@
-"""Metrics of a run: a JSON-lines file (metrics.jsonl) and TensorBoard event files (tb/), written by process 0.
+"""Metrics of a run: a JSON-lines file (metrics.jsonl) and TensorBoard event files (tb/: scalars and sample
+grids, step = images shown), written by process 0.
 
 A run resumed from a checkpoint at `start_nimg` first drops the records logged after it (by the run that stopped),
 so that the log reads as one uninterrupted run: metrics.jsonl is rewritten without them, and TensorBoard is told
-to purge the events from step start_nimg // 1000 + 1 on (0 for a fresh run).
+to purge the events from step start_nimg + 1 on (0 for a fresh run).
 """
 
 import json
@@ -10,6 +11,7 @@ import os
 import time
 
 import jax
+import numpy as np
 from tensorboardX import SummaryWriter
 
 
@@ -43,10 +45,10 @@ class RunLog:
       path = os.path.join(workdir, 'metrics.jsonl')
       _rewind_jsonl(path, start_nimg)
       self._jsonl = open(path, 'a', buffering=1)
-      self._tb = SummaryWriter(os.path.join(workdir, 'tb'), purge_step=start_nimg // 1000 + 1 if start_nimg else 0)
+      self._tb = SummaryWriter(os.path.join(workdir, 'tb'), purge_step=start_nimg + 1 if start_nimg else 0)
 
   def write(self, nimg: int, record: dict) -> None:
-    """Logs scalars at `nimg` images shown (TensorBoard step = kimg, rounded)."""
+    """Logs the scalars of `record` at `nimg` images shown (the TensorBoard step)."""
     if not self.enabled:
       return
     record = {'time': time.time(), 'kimg': nimg / 1000.0,
@@ -54,7 +56,17 @@ class RunLog:
     self._jsonl.write(json.dumps(record) + '\n')
     for key, value in record.items():
       if key not in ('time', 'kimg') and isinstance(value, (int, float)):
-        self._tb.add_scalar(key, value, global_step=nimg // 1000)
+        self._tb.add_scalar(key, value, global_step=nimg)
+    self._tb.flush()
+
+  def image(self, nimg: int, tag: str, image: np.ndarray) -> None:
+    """Logs a uint8 [H, W, C] image (C 1 or 3) to TensorBoard at step `nimg`."""
+    if not self.enabled:
+      return
+    if image.shape[-1] == 1:
+      self._tb.add_image(tag, image[..., 0], global_step=nimg, dataformats='HW')
+    else:
+      self._tb.add_image(tag, image, global_step=nimg, dataformats='HWC')
     self._tb.flush()
 
   def close(self) -> None:

@@ -1,4 +1,5 @@
-"""Command line for sampling, the paper's figures and export: `python -m stylegan_jax.sample COMMAND ...`.
+"""`stylegan-jax sample COMMAND` (also `python -m stylegan_jax.sample COMMAND`): sampling and the paper's figures;
+`stylegan-jax export` converts networks.
 
 --network is an artifact directory (see export.py) or an official network pickle (*.pkl).
 
@@ -7,8 +8,9 @@
   truncation    the truncation sweep (figure 8)
   noise         noise variation and its per-pixel std (figure 4)
   interpolate   a latent walk through seeds, as .gif or .mp4 (needs ffmpeg)
-  export        official .pkl -> artifact, artifact -> official .pkl, artifact -> artifact (e.g. only Gs), or
-                a training checkpoint (--workdir DIR [--checkpoint STEP]) -> artifact or official .pkl
+  export        (`stylegan-jax export`) official .pkl -> artifact, artifact -> official .pkl, artifact ->
+                artifact (e.g. only Gs), or a training checkpoint (--workdir DIR [--checkpoint STEP]) -> artifact
+                or official .pkl
 
 Seeds are lists of integers and inclusive ranges, e.g. `0-7,42`.
 """
@@ -22,7 +24,7 @@ from typing import Optional, Sequence
 import jax
 import numpy as np
 
-from stylegan_jax import checkpoint, export, figures, networks, sampling
+from stylegan_jax import checkpoint, console, errors, export, figures, networks, sampling
 from stylegan_jax.network_config import NetworkConfig
 
 # `generate` maps, synthesizes and writes this many batches at a time: bounded host memory for any N.
@@ -76,9 +78,9 @@ def _save(image: np.ndarray, path: str) -> None:
 def cmd_generate(args) -> None:
   sampler = _sampler(args)
   if sum(x is not None for x in (args.seeds, args.latents, args.dlatents)) != 1:
-    raise ValueError('pass exactly one of --seeds, --latents and --dlatents')
+    raise errors.UsageError('generate: pass exactly one of --seeds, --latents and --dlatents')
   if args.dlatents and args.labels:
-    raise ValueError('--labels applies to the mapping network, which --dlatents skips')
+    raise errors.UsageError('generate: --labels applies to the mapping network, which --dlatents skips')
   if args.seeds is not None:
     inputs, names, ids = sampler.latents(args.seeds), [f'seed{s:04d}' for s in args.seeds], np.asarray(args.seeds)
   else:
@@ -135,9 +137,9 @@ def _load_source(args) -> tuple[export.Artifact, str]:
   """The networks to export and where they come from: --network (an artifact directory or an official .pkl) or
   a checkpoint of --workdir (--checkpoint, default the newest), with metadata kimg and lod."""
   if (args.network is None) == (args.workdir is None):
-    raise ValueError('pass exactly one of --network and --workdir')
+    raise errors.UsageError('export: pass exactly one of --network and --workdir')
   if args.checkpoint is not None and args.workdir is None:
-    raise ValueError('--checkpoint needs --workdir')
+    raise errors.UsageError('export: --checkpoint needs --workdir')
   if args.network is not None:
     return export.load_networks(args.network), os.path.abspath(args.network)
   restored = checkpoint.load(args.workdir, args.checkpoint)
@@ -156,8 +158,8 @@ def cmd_export(args) -> None:
   names = args.networks.split(',') if args.networks else source.names()
   missing = [n for n in names if n not in source.names()]
   if missing or 'Gs' not in names:
-    raise ValueError(f'--networks must include Gs and only networks the source has ({source.names()}), '
-                     f'got {names}')
+    raise errors.UsageError(f'export: --networks must include Gs and only networks the source has '
+                            f'({source.names()}), got {names}')
   if args.out.endswith('.pkl'):
     if os.path.exists(args.out) and not args.overwrite:
       raise FileExistsError(f'{args.out} exists (pass --overwrite to replace it)')
@@ -181,9 +183,8 @@ def cmd_export(args) -> None:
 # ---- Arguments ---------------------------------------------------------------------------------------------
 
 
-def _parser() -> argparse.ArgumentParser:
-  parser = argparse.ArgumentParser(prog='python -m stylegan_jax.sample', description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+def _parser(prog: str) -> argparse.ArgumentParser:
+  parser = console.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   commands = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
 
   def command(name, func, help_, *, truncation=True, noise_mode='const', noise_seed=True):
@@ -206,7 +207,7 @@ def _parser() -> argparse.ArgumentParser:
 
   p = command('generate', cmd_generate, 'images from seeds, latents or dlatents, one PNG each',
               noise_mode='random')
-  p.add_argument('--seeds', type=parse_seeds, help="e.g. '0-7,42'")
+  p.add_argument('--seeds', type=parse_seeds, help="integers and inclusive ranges, e.g. '0-7,42'")
   p.add_argument('--latents', help='a .npy of z [N, latent_size]')
   p.add_argument('--dlatents', help='a .npy of w [N, num_layers, dlatent_size] (already truncated; no labels)')
   p.add_argument('--outdir', default='out', help='output directory (default out/)')
@@ -219,27 +220,28 @@ def _parser() -> argparse.ArgumentParser:
   p.add_argument('--styles', default='coarse', help="layer range per row or one for all: coarse (4²-8²), middle "
                                                     "(16²-32²), fine (64²+) or a-b layer indices, e.g. "
                                                     "'coarse,coarse,middle,fine' or '0-3' (default coarse)")
-  p.add_argument('--out', default='style-mixing.png')
+  p.add_argument('--out', default='style-mixing.png', help='output PNG (default style-mixing.png)')
 
   p = command('truncation', cmd_truncation, 'truncation sweep (paper figure 8)', truncation=False, noise_seed=False)
   p.add_argument('--seeds', type=parse_seeds, required=True, help='one row per seed')
-  p.add_argument('--psis', type=parse_floats, default=[1, 0.7, 0.5, 0, -0.5, -1], help='one column per psi')
+  p.add_argument('--psis', type=parse_floats, default=[1, 0.7, 0.5, 0, -0.5, -1],
+                 help='one column per psi (default 1,0.7,0.5,0,-0.5,-1)')
   p.add_argument('--cutoff', type=int, help='truncate only layers < cutoff (default all, as the paper figure)')
-  p.add_argument('--out', default='truncation.png')
+  p.add_argument('--out', default='truncation.png', help='output PNG (default truncation.png)')
 
   p = command('noise', cmd_noise, 'noise variation and its per-pixel std (paper figure 4)', noise_mode=None)
   p.add_argument('--seeds', type=parse_seeds, required=True, help='one row per seed')
   p.add_argument('--samples', type=int, default=100, help='noise draws for the std image (default 100)')
   p.add_argument('--show', type=int, default=4, help='draws shown before the std image (default 4)')
-  p.add_argument('--out', default='noise.png')
+  p.add_argument('--out', default='noise.png', help='output PNG (default noise.png)')
 
   p = command('interpolate', cmd_interpolate, 'latent walk through seeds as .gif or .mp4')
   p.add_argument('--seeds', type=parse_seeds, required=True, help='the keyframes, in order')
   p.add_argument('--space', choices=('z', 'w'), default='w', help='slerp in z or lerp in w (default w)')
   p.add_argument('--frames', type=int, default=120, help='total frames (default 120)')
-  p.add_argument('--fps', type=float, default=30.0)
+  p.add_argument('--fps', type=float, default=30.0, help='frames per second (default 30)')
   p.add_argument('--loop', action='store_true', help='walk back to the first seed')
-  p.add_argument('--out', default='interpolation.gif', help='.gif, or .mp4 with ffmpeg on PATH')
+  p.add_argument('--out', default='interpolation.gif', help='.gif, or .mp4 with ffmpeg on PATH (default interpolation.gif)')
 
   p = commands.add_parser('export', help='convert between artifacts, official network pickles and checkpoints',
                           description='Reads --network (artifact directory or official .pkl) or a checkpoint of a '
@@ -258,19 +260,21 @@ def _parser() -> argparse.ArgumentParser:
   return parser
 
 
+def _run(argv: list[str], prog: str) -> None:
+  args = _parser(prog).parse_args(argv)
+  args.func(args)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
-  args = _parser().parse_args(argv)
-  try:
-    args.func(args)
-  except (ValueError, RuntimeError, OSError) as e:  # bad input files or arguments: one line, no traceback
-    print(f'error: {e}', file=sys.stderr)
-    return 1
-  return 0
+  """`stylegan-jax sample COMMAND ...`; returns the exit code (errors are printed in one line, console.py)."""
+  return console.run('stylegan-jax sample', lambda a: _run(a, 'stylegan-jax sample'),
+                     sys.argv[1:] if argv is None else argv)
 
 
-def run() -> None:
-  sys.exit(main())
+def export_main(argv: Sequence[str]) -> int:
+  """`stylegan-jax export ...` (= `stylegan-jax sample export ...`)."""
+  return console.run('stylegan-jax export', lambda a: _run(['export', *a], 'stylegan-jax'), argv)
 
 
 if __name__ == '__main__':
-  run()
+  sys.exit(main())

@@ -12,22 +12,22 @@ logged metrics as the run that never stopped (metrics.jsonl is rewound to the ch
 """
 
 import dataclasses
+import logging
 import math
 import os
-import sys
 import time
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import tqdm
-from absl import logging
 
-from stylegan_jax import (checkpoint, config_validation, input_pipeline, networks, preemption, sampling, schedule,
-                          steps, train_state)
+from stylegan_jax import (checkpoint, config_validation, input_pipeline, networks, preemption, progress, sampling,
+                          schedule, steps, train_state)
 from stylegan_jax.network_config import NetworkConfig
 from stylegan_jax.run_log import RunLog
+
+logger = logging.getLogger(__name__)
 
 
 class SnapshotGrid:
@@ -80,6 +80,12 @@ class LoopState:
   tick_metrics: list[dict[str, float]] = dataclasses.field(default_factory=list)  # its steps' metrics so far
 
 
+def _short(path: str) -> str:
+  """`path` relative to the working directory when it is below it."""
+  relative = os.path.relpath(path)
+  return path if relative.startswith('..') else relative
+
+
 def _crossed(nimg: int, step: int, interval: int) -> bool:
   """Whether the step from nimg - step to nimg crossed a multiple of `interval` (0: never)."""
   return interval > 0 and nimg // interval > (nimg - step) // interval
@@ -108,9 +114,9 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, allow_config_chang
     raise
   if restored:
     state, loop = restored.state, LoopState(**restored.loop)
-    logging.info('resuming from %s (kimg %.3f)', restored.path, loop.nimg / 1000)
+    logger.info('resuming from %s (kimg %.3f)', restored.path, loop.nimg / 1000)
     if loop.nimg >= total_nimg:
-      logging.info('the run is complete: kimg %.3f >= total_kimg %g', loop.nimg / 1000, config.train.total_kimg)
+      logger.info('the run is complete: kimg %.3f >= total_kimg %g', loop.nimg / 1000, config.train.total_kimg)
       checkpoints.close()
       return state
   else:
@@ -122,18 +128,20 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, allow_config_chang
   # Jitted with replicated outputs: the fresh Adam states keep the shardings the compiled steps expect.
   reset_optimizers = jax.jit(train_state.reset_optimizers, out_shardings=steps.replicated(mesh), donate_argnums=0)
   grid = SnapshotGrid(model, config, lambda n: np.eye(model.label_size, dtype=np.float32)[np.arange(n) % model.label_size])
-  progress = tqdm.tqdm(total=config.train.total_kimg, initial=loop.nimg / 1000, unit='kimg',
-                       disable=not (is_main and sys.stdout.isatty()),
-                       bar_format='{l_bar}{bar}| {n:.1f}/{total:.0f} kimg [{elapsed}<{remaining}] {postfix}')
+  bar = progress.ProgressBar(config.schedule, model.resolution, total_nimg, loop.nimg, enabled=is_main)
   iterator, stage_steps = None, None
   tick_metrics = []  # device metrics of the tick's steps not yet in loop.tick_metrics
   timer = (time.time(), loop.nimg)  # img/s: (start time, images shown then), from the resume in its first tick
   compile_seconds = {}
 
-  def snapshot(name: str, sched: schedule.Schedule):
+  def snapshot(name: str, tag: str, sched: schedule.Schedule) -> str:
+    """Writes samples/<name>.png and the TensorBoard image `tag` at step nimg; returns the PNG's path."""
     image = grid(state.Gs, sched.lod, sched.resolution)
+    path = os.path.join(workdir, 'samples', name + '.png')
     if is_main:
-      sampling.save_png(image, os.path.join(workdir, 'samples', name))
+      sampling.save_png(image, path)
+      log.image(loop.nimg, tag, image)
+    return path
 
   def open_stage(sched: schedule.Schedule) -> input_pipeline.InputIterator:
     """The stage's input iterator: where the checkpoint left it when resuming inside the stage, else new."""
@@ -144,8 +152,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, allow_config_chang
       it.set_state(loop.iterator)
     else:
       loop.stage, loop.iterator = sched.resolution, None
-      logging.info('stage %dx%d from kimg %.1f: minibatch %d', sched.resolution, sched.resolution, sched.kimg,
-                   sched.minibatch)
+      logger.info('stage %dx%d from kimg %.1f: minibatch %d', sched.resolution, sched.resolution, sched.kimg,
+                  sched.minibatch)
     return it
 
   def host_tick_metrics() -> list[dict[str, float]]:
@@ -156,7 +164,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, allow_config_chang
 
   def log_tick(sched: schedule.Schedule, closes: bool):
     """Logs the tick's record. Only a tick that `closes` starts the next one: the record forced by the end of
-    the run leaves the tick open, so that a longer run resumed from there ticks as if it had never stopped."""
+    the run leaves the tick open, so that a longer run resumed from there ticks as if it had never stopped.
+    A stage's last step closes its tick, so that a tick's img/s and metrics belong to one stage."""
     nonlocal timer
     values = host_tick_metrics()
     metrics = {k: float(np.mean(np.asarray([m[k] for m in values], np.float32))) for k in values[0]}
@@ -168,15 +177,19 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, allow_config_chang
               'skipped_D_total': int(skipped[0]), 'skipped_G_total': int(skipped[1]),
               'compile_sec': compile_seconds.get(sched.resolution, 0.0)}
     log.write(loop.nimg, record)
-    logging.info('tick %d kimg %.1f lod %.2f res %d loss_D %.3f loss_G %.3f %.1f img/s', loop.tick + 1,
-                 loop.nimg / 1000, sched.lod, sched.resolution, metrics['loss_D'], metrics['loss_G'],
-                 record['img_per_sec'])
-    progress.set_postfix_str(f"lod {sched.lod:.2f} D {metrics['loss_D']:.3f} G {metrics['loss_G']:.3f}")
+    grid_path = None
+    if closes and (loop.tick + 1) % config.train.image_snapshot_ticks == 0:
+      grid_path = snapshot(f'fakes{loop.nimg // 1000:06d}', 'samples/ticks', sched)
+    logger.info('tick %d  kimg %.1f  %dx%d lod %.2f  loss D %.3f G %.3f  %.1f img/s%s', loop.tick + 1,
+                loop.nimg / 1000, sched.resolution, sched.resolution, sched.lod, metrics['loss_D'],
+                metrics['loss_G'], record['img_per_sec'],
+                f'  -> {_short(grid_path)}' if grid_path else '')
+    bar.tick(sched.resolution, record['img_per_sec'],
+             f"{sched.resolution}x{sched.resolution} lod {sched.lod:.2f} D {metrics['loss_D']:.3f} "
+             f"G {metrics['loss_G']:.3f}")
     if closes:
       loop.tick, loop.tick_start_nimg, loop.tick_metrics = loop.tick + 1, loop.nimg, []
       timer = (time.time(), loop.nimg)
-      if loop.tick % config.train.image_snapshot_ticks == 0:
-        snapshot(f'fakes{loop.nimg // 1000:06d}.png', sched)
 
   try:
     with preemption.StopSignal() as stop:
@@ -200,21 +213,21 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, allow_config_chang
         state, g_metrics = stage_steps.g_step(state, labels, lod, jnp.float32(sched.G_lrate))
         if first:
           jax.block_until_ready(state)
-          compile_seconds[sched.resolution] = time.time() - start
+          compile_seconds[sched.resolution] = bar.compile_sec[sched.resolution] = time.time() - start
           timer = (timer[0] + compile_seconds[sched.resolution], timer[1])  # keep compilation out of img/s
-          logging.info('compiled the %dx%d steps in %.1f s', sched.resolution, sched.resolution,
-                       compile_seconds[sched.resolution])
+          logger.info('compiled the %dx%d steps in %.1f s', sched.resolution, sched.resolution,
+                      compile_seconds[sched.resolution])
         tick_metrics.append({**d_metrics, **g_metrics})
         loop.nimg += sched.minibatch
-        progress.update(sched.minibatch / 1000.0)
+        bar.update(loop.nimg, sched.minibatch)
 
-        tick_done = loop.nimg >= loop.tick_start_nimg + sched.tick_kimg * 1000
-        if tick_done or loop.nimg >= total_nimg:
-          log_tick(sched, closes=tick_done)
         following = schedule.schedule_from_config(loop.nimg, config.schedule, model.resolution)
         stage_end = following.resolution != loop.stage
+        tick_done = loop.nimg >= loop.tick_start_nimg + sched.tick_kimg * 1000 or stage_end
+        if tick_done or loop.nimg >= total_nimg:
+          log_tick(sched, closes=tick_done)
         if stage_end or loop.nimg >= total_nimg:
-          snapshot(f'stage{loop.stage:04d}-end.png', sched)
+          snapshot(f'stage{loop.stage:04d}-end', 'samples/stage_ends', sched)
         reason = ('signal' if stop.requested() else 'end' if loop.nimg >= total_nimg else
                   'stage_end' if stage_end else
                   'interval' if _crossed(loop.nimg, sched.minibatch, checkpoint_nimg) else None)
@@ -223,13 +236,13 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, allow_config_chang
           host_tick_metrics()
           checkpoints.save(state, dataclasses.asdict(loop), reason=reason, keep=stage_end)
         if reason == 'signal':
-          logging.warning('stopped by %s at kimg %.3f; run the same command to continue', stop.signal,
-                          loop.nimg / 1000)
+          logger.warning('stopped by %s at kimg %.3f; run the same command to continue', stop.signal,
+                         loop.nimg / 1000)
           break
   finally:
     checkpoints.close()  # waits for a save in flight
     if iterator is not None:
       iterator.close()
-    progress.close()
+    bar.close()
     log.close()
   return state

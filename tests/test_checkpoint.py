@@ -123,7 +123,8 @@ def reference(data_dir, cache_dir, tmp_path_factory):
 
 def main_command(workdir, data_dir, cache_dir, *flags):
   return [sys.executable, '-m', 'stylegan_jax.main', '--config', 'stylegan_jax/configs/smoke.py', f'--workdir={workdir}',
-          f'--config.data.data_dir={data_dir}', f'--compilation_cache_dir={cache_dir}', *FLAGS, *flags]
+          f'--config.data.data_dir={data_dir}', f'--compilation_cache_dir={cache_dir}', '--verbosity=1', *FLAGS,
+          *flags]  # --verbosity=1: the 'saving checkpoint' lines these tests wait for
 
 
 def copy_checkpoints(source, workdir, steps_to_copy):

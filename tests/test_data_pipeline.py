@@ -193,13 +193,11 @@ def test_prefetch_to_device(root):
 def test_missing_dataset_and_bad_resolution_are_clear_errors(root, tmp_path):
   missing = config(root)
   missing.data_dir = str(tmp_path)
-  with pytest.raises(FileNotFoundError, match=r'not prepared .*run `python -m '
-                                              r'stylegan_jax.data.prepare --name=image_folder'):
+  with pytest.raises(FileNotFoundError, match=r'not prepared .*run `stylegan-jax prepare --name=image_folder'):
     input_pipeline.create_dataset_info(missing)
   fmnist = input_pipeline.get_data_config()
   fmnist.data_dir = str(tmp_path)
-  with pytest.raises(FileNotFoundError, match=r'`python -m stylegan_jax.data.prepare '
-                                              r'--name=fashion_mnist --data_dir=.*` first'):
+  with pytest.raises(FileNotFoundError, match=r'`stylegan-jax prepare --name=fashion_mnist --data_dir=.*` first'):
     input_pipeline.create_input_iterator(fmnist, resolution=32, global_batch_size=8, seed=0,
                                          mirror_augment=False)
   with pytest.raises(ValueError, match=r'resolution 16 is not a level .*\[4, 8\]'):

@@ -213,7 +213,7 @@ def test_interrupted_prepare_leaves_nothing_complete_and_is_redone(tmp_path, mon
       prepare(config)
   builder = datasets.builder_for(config)
   assert not builder.is_prepared()
-  with pytest.raises(FileNotFoundError, match='python -m stylegan_jax.data.prepare'):
+  with pytest.raises(FileNotFoundError, match='stylegan-jax prepare'):
     datasets.prepared_builder(config)
   assert prepare(config).info.splits['res8'].num_examples == 6
 

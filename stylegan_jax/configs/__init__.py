@@ -4,7 +4,12 @@
 works from any directory; `config_path` turns either into the file path that ml-collections' config flags load.
 """
 
+import importlib.util
 import os
+
+import ml_collections
+
+from stylegan_jax import errors
 
 DIRECTORY = os.path.dirname(os.path.abspath(__file__))
 
@@ -21,3 +26,14 @@ def config_path(spec: str) -> str:
   if name in names() and not os.path.exists(name):
     return os.path.join(DIRECTORY, name + '.py') + colon + arg
   return spec
+
+
+def load_config(spec: str) -> ml_collections.ConfigDict:
+  """The `get_config()` (with ':ARG' passed on) of a shipped config name or config file, as --config loads it."""
+  path, _, arg = config_path(spec).partition(':')
+  module_spec = importlib.util.spec_from_file_location('_stylegan_jax_config', path)
+  if module_spec is None or not os.path.isfile(path):
+    raise errors.UsageError(f'--config {spec}: neither a shipped config ({", ".join(names())}) nor a config file')
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  return module.get_config(arg) if arg else module.get_config()

@@ -8,7 +8,7 @@
   catalog       any TFDS catalog dataset (TensorFlow only to download/convert it)
   images        decoding/conversion policy of one source image; PNG helpers
   levels        the official 2x2 box-filter levels
-  prepare       the command line: python -m stylegan_jax.data.prepare
+  prepare       the command line: stylegan-jax prepare
 
 Training reads them through `stylegan_jax.input_pipeline`.
 """

@@ -7,6 +7,9 @@ has one split per level, named `res4`, `res8`, ..., `res{R}` (see
   {'image': PNG, uint8 [r, r, C] once decoded,
    'label': int64 class id in [0, num_classes)   (only in labeled datasets)}.
 
+`info.metadata` holds the source's facts, num_examples, the skipped files and, when labeled, class_counts
+(images per class id).
+
 Record i is the same source image in every split (TFDS shuffling is disabled,
 records keep the source order; the input pipeline shuffles).
 
@@ -19,6 +22,7 @@ the end, so an interrupted prepare never looks complete and is simply redone.
 """
 
 import abc
+import collections
 import contextlib
 import dataclasses
 import functools
@@ -34,6 +38,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 import tqdm
 
+from stylegan_jax.data.config import DataError
 from stylegan_jax.data.images import BadImageError, encode_png
 from stylegan_jax.data.levels import box_filter_levels, level_resolutions
 
@@ -130,19 +135,23 @@ class LevelsBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     scratch.mkdir()
     files = {r: open(scratch / f'{r}.pickle', 'wb') for r in level_resolutions(config.resolution)}
     try:
-      num_examples, bad = self._write_scratch(source, files)
+      label_counts, bad = self._write_scratch(source, files)
     finally:
       for f in files.values():
         f.close()
+    num_examples = sum(label_counts.values())
     self.info.metadata.update(source.metadata, num_examples=num_examples, num_skipped=len(bad),
                               skipped=dict(bad))
+    if config.labeled:
+      self.info.metadata['class_counts'] = [label_counts[i] for i in range(len(source.label_names))]
     print(f'Writing {num_examples} images to the TFDS splits of levels '
           f'{", ".join(map(str, files))}.', file=sys.stderr)
     return {split_name(r): self._generate_examples(f.name) for r, f in files.items()}
 
-  def _write_scratch(self, source: Source, files) -> tuple[int, list[tuple[str, str]]]:
-    """Runs the pass; returns (number of good images, [(key, reason)] of bad ones)."""
-    num_examples, bad = 0, []
+  def _write_scratch(self, source: Source, files) -> tuple[collections.Counter, list[tuple[str, str]]]:
+    """Runs the pass; returns (number of good images per label (None: unlabeled), [(key, reason)] of bad
+    ones)."""
+    label_counts, bad = collections.Counter(), []
     total = len(source.items) + len(source.bad)
 
     def report(key, reason):
@@ -162,13 +171,13 @@ class LevelsBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
           continue
         for r, png in result.items():
           pickle.dump((label, png), files[r], protocol=pickle.HIGHEST_PROTOCOL)
-        num_examples += 1
+        label_counts[label] += 1
     if bad:
       print(f'Skipped {len(bad)} bad file(s) of {total}; listed above and in the metadata.json '
             'of the prepared dataset.', file=sys.stderr)
-    if not num_examples:
-      raise ValueError(f'no usable images among {total} source file(s) ({len(bad)} bad)')
-    return num_examples, bad
+    if not label_counts:
+      raise DataError(f'no usable images among {total} source file(s) ({len(bad)} bad)')
+    return label_counts, bad
 
   @contextlib.contextmanager
   def _map(self, fn):
@@ -198,6 +207,13 @@ class LevelsBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         except EOFError:
           return
         yield i, ({'image': png, 'label': label} if labeled else {'image': png})
+
+  def _log_download_bytes(self) -> None:
+    """Instead of TFDS's 'Downloading and preparing dataset Unknown size ...': nothing is downloaded here."""
+    print(f'Preparing {self.builder_config.name} in {self.data_dir}', file=sys.stderr)
+
+  def _log_download_done(self) -> None:
+    """Instead of TFDS's 'Dataset ... downloaded and prepared to ...': the prepare command sums up."""
 
   def _download_and_prepare(self, dl_manager, download_config=None):
     try:

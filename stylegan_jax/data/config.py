@@ -5,11 +5,20 @@ import shlex
 
 import ml_collections
 
+from stylegan_jax import errors
 from stylegan_jax.data.images import CROPS
 from stylegan_jax.data.levels import level_resolutions
 
 FASHION_MNIST = 'fashion_mnist'
 IMAGE_FOLDER = 'image_folder'
+
+
+class DataConfigError(errors.UsageError, ValueError):
+  """A data config value that is not allowed; str(error) names the field."""
+
+
+class DataError(errors.UserError, ValueError):
+  """A source or prepared dataset that cannot be used as asked; str(error) says why."""
 
 
 def get_data_config() -> ml_collections.ConfigDict:
@@ -50,37 +59,40 @@ def folder_name(config) -> str:
 
 
 def validate(config) -> None:
-  """Raises ValueError naming the offending field."""
+  """Raises DataConfigError naming the offending field."""
   unknown = set(config.keys()) - set(get_data_config().keys())
   if unknown:
-    raise ValueError(f'unknown data config field(s) {sorted(unknown)}; known: '
+    raise DataConfigError(f'unknown data config field(s) {sorted(unknown)}; known: '
                      f'{sorted(get_data_config().keys())}')
   if not config.name or not isinstance(config.name, str):
-    raise ValueError('data.name must be "fashion_mnist", "image_folder" or a TFDS catalog name')
-  level_resolutions(config.resolution)
+    raise DataConfigError('data.name must be "fashion_mnist", "image_folder" or a TFDS catalog name')
+  try:
+    level_resolutions(config.resolution)
+  except ValueError as e:
+    raise DataConfigError(f'data.{e}') from None
   if config.num_channels not in (1, 3):
-    raise ValueError(f'data.num_channels must be 1 or 3, got {config.num_channels}')
+    raise DataConfigError(f'data.num_channels must be 1 or 3, got {config.num_channels}')
   if config.crop not in CROPS:
-    raise ValueError(f'data.crop must be one of {CROPS}, got {config.crop!r}')
+    raise DataConfigError(f'data.crop must be one of {CROPS}, got {config.crop!r}')
   if config.num_threads < 0 or config.prefetch_batches < 0:
-    raise ValueError('data.num_threads and data.prefetch_batches must be >= 0')
+    raise DataConfigError('data.num_threads and data.prefetch_batches must be >= 0')
   k = kind(config)
   if k == FASHION_MNIST and (config.resolution, config.num_channels) != (32, 1):
-    raise ValueError('fashion_mnist is 32x32 with 1 channel: set data.resolution=32 and '
+    raise DataConfigError('fashion_mnist is 32x32 with 1 channel: set data.resolution=32 and '
                      f'data.num_channels=1 (got {config.resolution}, {config.num_channels})')
   if k == IMAGE_FOLDER:
     if not (config.source_dir or config.folder_name):
-      raise ValueError('image_folder needs data.source_dir (or data.folder_name to read a '
+      raise DataConfigError('image_folder needs data.source_dir (or data.folder_name to read a '
                        'dataset that is already prepared)')
     if config.labels == 'dataset':
-      raise ValueError('image_folder labels are "none", "subfolders" or a CSV file path')
+      raise DataConfigError('image_folder labels are "none", "subfolders" or a CSV file path')
   elif config.labels not in ('none', 'dataset'):
-    raise ValueError(f'{config.name} labels must be "none" or "dataset", got {config.labels!r}')
+    raise DataConfigError(f'{config.name} labels must be "none" or "dataset", got {config.labels!r}')
 
 
 def prepare_command(config) -> str:
   """The exact `prepare` command line that prepares this config's dataset."""
-  args = ['python', '-m', 'stylegan_jax.data.prepare', f'--name={config.name}',
+  args = ['stylegan-jax', 'prepare', f'--name={config.name}',
           f'--data_dir={config.data_dir}']
   k = kind(config)
   if config.source_dir:

@@ -10,6 +10,10 @@ from stylegan_jax.data import catalog, config as config_lib, fashion_mnist, imag
 logger = logging.getLogger(__name__)
 
 
+class NotPreparedError(config_lib.DataError, FileNotFoundError):
+  """The dataset a config names has not been prepared; the message has the command that prepares it."""
+
+
 def _path(path: str) -> str:
   return os.path.abspath(os.path.expanduser(path)) if path else path
 
@@ -57,9 +61,9 @@ def prepared_builder(config) -> tfds.core.DatasetBuilder:
   builder = builder_for(config)
   if not builder.is_prepared():
     if config_lib.kind(config) == 'catalog' and not _in_catalog(config.name):
-      raise ValueError(f'unknown dataset name {config.name!r}: not "fashion_mnist", '
-                       '"image_folder" or a TFDS catalog dataset')
-    raise FileNotFoundError(
+      raise config_lib.DataConfigError(f'unknown dataset name {config.name!r}: not "fashion_mnist", '
+                                       '"image_folder" or a TFDS catalog dataset')
+    raise NotPreparedError(
         f'dataset {config.name!r} is not prepared in {builder.data_dir}; run '
         f'`{config_lib.prepare_command(config)}` first')
   if message := check_source_matches(config, builder):
@@ -73,3 +77,43 @@ def _in_catalog(name: str) -> bool:
   except tfds.core.registered.DatasetNotFoundError:
     return False
   return True
+
+
+def data_config_from_directory(path: str):
+  """The data config that reads the prepared dataset in `path`: the directory `stylegan-jax prepare` prints,
+  `<data_dir>/<builder>/<config>/<version>` (or its parent `<data_dir>/<builder>/<config>`)."""
+  directory = os.path.abspath(os.path.expanduser(path))
+  if not os.path.isdir(directory):
+    raise config_lib.DataError(f'--data {path}: no such directory (pass the directory `stylegan-jax prepare` '
+                               'printed)')
+  if not os.path.exists(os.path.join(directory, 'dataset_info.json')):
+    versions = sorted(d for d in os.listdir(directory) if os.path.exists(os.path.join(directory, d, 'dataset_info.json')))
+    if len(versions) != 1:
+      raise config_lib.DataError(f'--data {path}: not a prepared dataset (no dataset_info.json; pass the directory '
+                                 '`stylegan-jax prepare` printed)')
+    directory = os.path.join(directory, versions[0])
+  info = tfds.builder_from_directory(directory).info
+  config_dir = os.path.dirname(directory)
+  builder_name, config_name = os.path.basename(os.path.dirname(config_dir)), os.path.basename(config_dir)
+  image = info.features['image']
+  resolution = max(int(s[len('res'):]) for s in info.splits.keys())
+  config = config_lib.get_data_config()
+  config.update(data_dir=os.path.dirname(os.path.dirname(config_dir)), resolution=resolution,
+                num_channels=image.shape[-1], crop=info.metadata.get('crop', 'center'))
+  labeled = 'label' in info.features
+  if builder_name == fashion_mnist.FashionMnist.name:
+    config.update(name=config_lib.FASHION_MNIST, labels='dataset' if labeled else 'none')
+  elif builder_name == image_folder.ImageFolder.name:
+    labels = info.metadata.get('labels', 'none')
+    suffix = image_folder.config_name('', resolution, config.num_channels, config.crop, labels)
+    config.update(name=config_lib.IMAGE_FOLDER, labels=labels, folder_name=config_name[:-len(suffix)])
+  elif builder_name == catalog.Catalog.name:
+    config.update(name=info.metadata['catalog'].rsplit('/', 1)[0], split=info.metadata['split'],
+                  labels='dataset' if labeled else 'none')
+  else:
+    raise config_lib.DataError(f'--data {path}: {builder_name} is not a dataset of `stylegan-jax prepare`')
+  found = builder_for(config)
+  if os.path.realpath(found.data_dir) != os.path.realpath(directory):
+    raise config_lib.DataError(f'--data {path}: not a dataset of `stylegan-jax prepare` (its name '
+                               f'{builder_name}/{config_name} does not match its contents)')
+  return config

@@ -23,6 +23,7 @@ import os
 import re
 
 from stylegan_jax.data.builder import LevelsBuilder, LevelsConfig, Source
+from stylegan_jax.data.config import DataError
 from stylegan_jax.data.images import EXTENSIONS, load_image
 
 
@@ -56,7 +57,7 @@ def find_images(source_dir: str) -> list[str]:
       if not f.startswith('.') and f.lower().endswith(EXTENSIONS):
         found.append(os.path.normpath(os.path.join(rel_root, f)).replace(os.sep, '/'))
   if not found:
-    raise ValueError(f'no image files ({"/".join(EXTENSIONS)}) under {source_dir!r}')
+    raise DataError(f'no image files ({"/".join(EXTENSIONS)}) under {source_dir!r}')
   return sorted(found)
 
 
@@ -109,7 +110,7 @@ class ImageFolder(LevelsBuilder, skip_registration=True):
     label_names = None
     if config.labeled:
       if not labels:
-        raise ValueError(f'no labeled images under {source_dir!r}')
+        raise DataError(f'no labeled images under {source_dir!r}')
       labels, label_names = _class_ids(labels)
     loader = functools.partial(load_image, resolution=config.resolution,
                                num_channels=config.num_channels, crop=config.crop)

@@ -1,22 +1,21 @@
-"""Prepares a dataset (all progressive-growing levels) as TFDS array_record.
+"""`stylegan-jax prepare` (also `python -m stylegan_jax.data.prepare`): prepares a dataset, every
+progressive-growing level, as TFDS array_record.
 
-  python -m stylegan_jax.data.prepare                      # Fashion-MNIST, offline
-  python -m stylegan_jax.data.prepare --config stylegan_jax/configs/default.py   # a training config's .data
-  python -m stylegan_jax.data.prepare --name=image_folder --source_dir=~/cars \\
-      --resolution=512 --num_channels=3 --crop=letterbox
-  python -m stylegan_jax.data.prepare --name=celeb_a --resolution=128 --num_channels=3
+  stylegan-jax prepare                                       # Fashion-MNIST, offline
+  stylegan-jax prepare --source_dir=~/icons --resolution=64  # a folder of images (RGB unless --num_channels=1)
+  stylegan-jax prepare --config=default                      # a training config's .data
+  stylegan-jax prepare --source_dir=~/cars --resolution=512 --crop=letterbox
+  stylegan-jax prepare --name=celeb_a --resolution=128 --num_channels=3
 
-Flags mirror the data config (`stylegan_jax.data.config.get_data_config`) and
-override --config's; each is also accepted as --config.data.<field>, the
-spelling training uses, so training's data flags can be passed unchanged.
-Re-running on a prepared dataset returns at once; --overwrite deletes and
-re-prepares it. Bad source files are reported (path and reason) and skipped,
-or with --strict abort the run. An interrupted run leaves nothing that looks
-complete; the next run redoes it.
+Flags mirror the data config (`stylegan_jax.data.config.get_data_config`) and override --config's; each is also
+accepted as --config.data.<field>, the spelling training uses, so training's data flags can be passed unchanged.
+--source_dir without --name or --config means an image folder. Re-running on a prepared dataset returns at once;
+--overwrite deletes and re-prepares it. Bad source files are reported (path and reason) and skipped, or with
+--strict abort the run. An interrupted run leaves nothing that looks complete; the next run redoes it. The
+summary lists the classes and the command that trains on the dataset.
 """
 
 import argparse
-import importlib.util
 import os
 import shutil
 import sys
@@ -24,25 +23,39 @@ import time
 
 import tensorflow_datasets as tfds
 
+from stylegan_jax import configs, console
 from stylegan_jax.data import config as config_lib
 from stylegan_jax.data import datasets
 from stylegan_jax.data.builder import split_name
 from stylegan_jax.data.levels import level_resolutions
 
+PROG = 'stylegan-jax prepare'
 _CONFIG_FLAGS = ('name', 'data_dir', 'source_dir', 'folder_name', 'split', 'resolution',
                  'num_channels', 'crop', 'labels')
+_FLAG_HELP = {
+    'name': "'fashion_mnist', 'image_folder' or a TFDS catalog name ('celeb_a', 'lsun/bedroom', ...)",
+    'data_dir': 'where prepared datasets go',
+    'source_dir': 'image_folder: the folder of PNG/JPEG/WebP images (nested folders allowed); given alone, it '
+                  'implies --name=image_folder',
+    'folder_name': "image_folder: name of the prepared dataset ('' = the folder's name)",
+    'split': "TFDS catalog: the split(s) to convert, e.g. 'train+validation'",
+    'resolution': 'full resolution, a power of two >= 4',
+    'num_channels': '1 (gray) or 3 (RGB); an image folder defaults to 3',
+    'crop': "'center' (the central square) or 'letterbox' (fit, pad black)",
+    'labels': "'none'; 'dataset' (fashion_mnist, catalog); image_folder: 'subfolders' (first folder = class) or "
+              "a CSV file with path,label columns",
+}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
   defaults = config_lib.get_data_config()
-  parser = argparse.ArgumentParser(
-      prog='python -m stylegan_jax.data.prepare', description=__doc__,
-      formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
-  parser.add_argument('--config', help='a training config file (get_config() with a .data '
-                                       'field); its data config is prepared')
+  parser = console.ArgumentParser(prog=PROG, description=__doc__,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument('--config', help='a shipped training config (default, smoke, ffhq1024, ...) or a config '
+                                       "file; its .data is prepared (default: none)")
   for flag in _CONFIG_FLAGS:
     parser.add_argument(f'--{flag}', f'--config.data.{flag}', dest=flag, type=type(defaults[flag]),
-                        help=f'data config field (default: {defaults[flag]!r})')
+                        help=f'{_FLAG_HELP[flag]} (default: {defaults[flag]!r})')
   parser.add_argument('--strict', action='store_true',
                       help='fail on the first bad source file instead of skipping it')
   parser.add_argument('--overwrite', action='store_true',
@@ -50,16 +63,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
   parser.add_argument('--num_workers', type=int, default=min(os.cpu_count() or 1, 16),
                       help='decoding/encoding processes (default: CPU count, at most 16)')
   return parser.parse_args(argv)
-
-
-def load_config_file(path: str):
-  """The `get_config()` of a Python config file (as `--config` of training)."""
-  spec = importlib.util.spec_from_file_location('_prepare_config', path)
-  if spec is None:
-    raise FileNotFoundError(f'cannot load config file {path!r}')
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config()
 
 
 def prepare(config, *, strict: bool = False, overwrite: bool = False,
@@ -70,7 +73,7 @@ def prepare(config, *, strict: bool = False, overwrite: bool = False,
   if builder.is_prepared():
     if not overwrite:
       if message := datasets.check_source_matches(config, builder):
-        raise ValueError(message + ', or pass --overwrite to replace it')
+        raise config_lib.DataError(message + ', or pass --overwrite to replace it')
       return builder
     shutil.rmtree(builder.data_path)
     builder = datasets.builder_for(config, strict=strict, num_workers=num_workers)
@@ -81,21 +84,56 @@ def prepare(config, *, strict: bool = False, overwrite: bool = False,
   return builder
 
 
-def main(argv: list[str] | None = None) -> None:
+def data_config(args: argparse.Namespace):
+  """The data config of the command line: --config's .data (or the defaults), then the flags given."""
+  config = configs.load_config(args.config).data if args.config else config_lib.get_data_config()
+  given = {f: getattr(args, f) for f in _CONFIG_FLAGS if getattr(args, f) is not None}
+  if not args.config and 'source_dir' in given and 'name' not in given:
+    given['name'] = config_lib.IMAGE_FOLDER
+  if not args.config and given.get('name') == config_lib.IMAGE_FOLDER and 'num_channels' not in given:
+    given['num_channels'] = 3
+  config.update(given)
+  return config
+
+
+def summary(config, builder: tfds.core.DatasetBuilder, seconds: float) -> str:
+  """What was prepared, its classes, and what training on it will use."""
+  splits = builder.info.splits
+  path = os.path.relpath(builder.data_dir)
+  path = builder.data_dir if path.startswith('..') else path
+  lines = [f'{path}: {splits[split_name(config.resolution)].num_examples} images, levels '
+           f'{", ".join(str(r) for r in level_resolutions(config.resolution))} '
+           f'({sum(s.num_bytes for s in splits.values()) / 2**20:.1f} MiB) ready in {seconds:.1f} s.']
+  kind = f'{config.resolution}x{config.resolution} {"RGB" if config.num_channels == 3 else "gray"}'
+  if 'label' in builder.info.features:
+    names = builder.info.features['label'].names
+    counts = builder.info.metadata.get('class_counts') or [None] * len(names)
+    lines.append(f'{len(names)} classes: ' + ', '.join(name if n is None else f'{name} ({n})'
+                                                         for name, n in zip(names, counts)))
+    lines.append(f'Training on it: a {kind} StyleGAN conditioned on the {len(names)} classes.')
+  else:
+    hint = (' (--labels=subfolders makes the first sub-folder the class)'
+            if config_lib.kind(config) == config_lib.IMAGE_FOLDER else '')
+    lines.append(f'No classes{hint}. Training on it: an unconditional {kind} StyleGAN.')
+  workdir = os.path.join('workdir', config_lib.folder_name(config) if config_lib.kind(config) ==
+                         config_lib.IMAGE_FOLDER else config.name.replace('/', '_'))
+  lines.append(f'  stylegan-jax train --data={path} --workdir={workdir}')
+  return '\n'.join(lines)
+
+
+def _main(argv: list[str]) -> None:
   args = parse_args(argv)
   tfds.disable_progress_bar()  # TFDS's per-split bars; the preparation pass has its own.
-  config = load_config_file(args.config).data if args.config else config_lib.get_data_config()
-  config.update({f: getattr(args, f) for f in _CONFIG_FLAGS if getattr(args, f) is not None})
+  config = data_config(args)
   start = time.time()
-  builder = prepare(config, strict=args.strict, overwrite=args.overwrite,
-                    num_workers=args.num_workers)
-  splits = builder.info.splits
-  full = split_name(config.resolution)
-  print(f'{builder.data_dir}: {splits[full].num_examples} images, levels '
-        f'{", ".join(str(r) for r in level_resolutions(config.resolution))} '
-        f'({sum(s.num_bytes for s in splits.values()) / 2**20:.1f} MiB) '
-        f'ready in {time.time() - start:.1f} s.')
+  builder = prepare(config, strict=args.strict, overwrite=args.overwrite, num_workers=args.num_workers)
+  print(summary(config, builder, time.time() - start))
+
+
+def main(argv: list[str] | None = None) -> int:
+  """`stylegan-jax prepare ...` (argv without the program name); returns the exit code."""
+  return console.run(PROG, _main, sys.argv[1:] if argv is None else argv)
 
 
 if __name__ == '__main__':
-  main()
+  sys.exit(main())

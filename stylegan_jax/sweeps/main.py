@@ -11,16 +11,19 @@ Every subcommand that takes a sweep file first validates every trial's config (c
 import argparse
 import os
 import sys
+from typing import Optional, Sequence
 
-from stylegan_jax import errors
+from stylegan_jax import console, errors
 from stylegan_jax import sweeps as sweeps_lib
 from stylegan_jax.sweeps import launch, slurm, summary, trials as trials_lib
 
+PROG = 'stylegan-jax sweep'
+
 
 def _parser() -> argparse.ArgumentParser:
-  parser = argparse.ArgumentParser(prog='stylegan-jax sweep', description=__doc__.split('\n')[0],
+  parser = console.ArgumentParser(prog=PROG, description=__doc__.split('\n')[0],
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
-  sub = parser.add_subparsers(dest='command', required=True)
+  sub = parser.add_subparsers(dest='command', required=True, parser_class=console.ArgumentParser)
 
   def with_sweep(name, help_text):
     p = sub.add_parser(name, help=help_text, description=help_text)
@@ -59,7 +62,7 @@ def _prepare(args) -> tuple[sweeps_lib.Sweep, list[trials_lib.Trial], dict[str, 
   return sweep, trials, invalid
 
 
-def main(argv: list[str]) -> int:
+def _main(argv: list[str]) -> int:
   """argv without the program name. Returns 0 when every trial is done (run) or the files are written."""
   args = _parser().parse_args(argv)
   if args.command == 'summary':
@@ -102,13 +105,10 @@ def main(argv: list[str]) -> int:
   return 0 if all(state == 'done' for state in final.values()) else 1
 
 
-def run() -> None:
-  try:
-    sys.exit(main(sys.argv[1:]))
-  except errors.UserError as e:
-    print(f'error: {e}', file=sys.stderr)
-    sys.exit(e.exit_code)
+def main(argv: Optional[Sequence[str]] = None) -> int:
+  """`stylegan-jax sweep ...` (argv without the program name); returns the exit code."""
+  return console.run(PROG, _main, sys.argv[1:] if argv is None else argv)
 
 
 if __name__ == '__main__':
-  run()
+  sys.exit(main())
