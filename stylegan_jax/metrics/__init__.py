@@ -1,0 +1,1 @@
+"""Quality metrics: feature networks, metric definitions, cached real statistics and evaluation."""
