@@ -43,7 +43,7 @@ def calibrate(reals: Reals, net, num: int, *, resolution: int | None = None, cac
   resolution = resolution or reals.resolution
   reference = real_stats.real_stats(reals, resolution, num, net, cache_dir)
   num = len(reference.features)
-  images, labels = reals.read(resolution, num, labels=True)
+  images, labels = reals.read(resolution, num, 20 * num, labels=True)  # enough for num of one class
   if len(images) < num:
     raise ValueError(f'{reals.name} has {num + len(images)} images: too few for two disjoint sets of {num}')
   rows = []
