@@ -172,3 +172,24 @@ def test_training_logs_fd_domain_at_each_stage_end(config, net, tmp_path):
   for r in evaluations:
     assert r['fd_domain'] > 0 and 1 <= r['coverage_classes'] <= 10 and r['metrics_sec'] > 0
   assert any('loss_D' in r for r in records)
+
+
+def test_training_metrics_are_due_at_intervals_stage_ends_and_the_run_end(config, monkeypatch):
+  c = config.copy_and_resolve_references()
+  c.metrics.update(names=('fd_domain',), interval_kimg=0.1, at_stage_end=True)
+  calls = []
+  monkeypatch.setattr(registry.Evaluator, 'prepare', lambda self, names: None)
+  monkeypatch.setattr(registry.Evaluator, 'evaluate',
+                      lambda self, gs, names, resolution, lod: calls.append((resolution, lod)) or {'fd_domain': 1.0})
+  hook = TrainingMetrics(c)
+  gs = {'w': jax.numpy.zeros(2)}
+  due = [nimg for nimg in range(8, 400, 8)
+         if hook(gs, nimg, 8, lod=1.0, resolution=16, stage_end=nimg == 64, run_end=nimg == 392)]
+  assert due == [64, 104, 200, 304, 392] and calls[0] == (16, 1.0)
+  record = hook(gs, 104, 8, lod=0.5, resolution=16, stage_end=False, run_end=False)
+  assert record['fd_domain'] == 1.0 and record['resolution'] == 16 and record['lod'] == 0.5
+  c.metrics.update(at_stage_end=False, at_stage_resolution=False, interval_kimg=0.0)
+  hook = TrainingMetrics(c)
+  assert hook(gs, 64, 8, lod=1.0, resolution=16, stage_end=True, run_end=False) is None
+  assert hook(gs, 72, 8, lod=1.0, resolution=16, stage_end=False, run_end=True)['resolution'] == 32
+  assert calls[-1] == (None, 1.0)  # full resolution, as the official metrics
