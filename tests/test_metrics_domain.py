@@ -2,7 +2,6 @@
 the prepared Fashion-MNIST with a tiny classifier (the smoke config's 20 steps)."""
 
 import json
-import os
 import pathlib
 
 import jax
@@ -160,7 +159,8 @@ def test_metrics_command_on_an_artifact_prints_json(config, net, tmp_path, capsy
   assert main.main(['evaluate', str(artifact), '--config', 'smoke', '--metrics', 'nope']) == 2
 
 
-def test_training_logs_fd_domain_at_each_stage_end(config, net, tmp_path):
+@pytest.mark.slow  # a two-stage training run, then the metrics command on its workdir: minutes on 2 shared cores
+def test_training_logs_fd_domain_at_each_stage_end(config, net, tmp_path, capsys):
   c = config.copy_and_resolve_references()
   c.train.total_kimg = 0.128  # the 8x8 stage (ends at 0.064) and the 16x16 fade-in
   c.metrics.names = ('fd_domain', 'coverage')
@@ -172,6 +172,10 @@ def test_training_logs_fd_domain_at_each_stage_end(config, net, tmp_path):
   for r in evaluations:
     assert r['fd_domain'] > 0 and 1 <= r['coverage_classes'] <= 10 and r['metrics_sec'] > 0
   assert any('loss_D' in r for r in records)
+  # The metrics command on the run's workdir: its newest checkpoint's Gs with the run's own data config.
+  assert main.main(['evaluate', str(tmp_path), '--cache_dir', c.metrics.cache_dir, '--metrics', 'fd_domain64']) == 0
+  line = json.loads(capsys.readouterr().out.splitlines()[0])
+  assert line['kimg'] == 0.128 and line['resolution'] == 32 and line['results']['fd_domain64'] > 0
 
 
 def test_training_metrics_are_due_at_intervals_stage_ends_and_the_run_end(config, monkeypatch):
