@@ -163,15 +163,15 @@ class DomainClassifier:
 
 
 def train(reals: Reals, settings: TrainSettings = TrainSettings()) -> DomainClassifier:
-  """Trains on all but the last `test_examples` records at full resolution; reports test accuracy per level."""
+  """Trains on all but the last `test_examples` records at the native size's level; test accuracy per level."""
   started = time.time()
-  images, labels = reals.read(reals.resolution, labels=True)
+  size, num_channels = min(reals.resolution, MAX_SIZE), reals.num_channels
+  images, labels = reals.read(size, labels=True)
   num_test = min(settings.test_examples, len(images) // 6)
   if len(images) - num_test < settings.batch_size or num_test < 1:
     raise errors.UserError(f'dataset {reals.name} has {len(images)} images: too few to train the domain '
                            f'classifier with batches of {settings.batch_size}')
   train_images, train_labels = images[:-num_test], labels[:-num_test]
-  size, num_channels = min(reals.resolution, MAX_SIZE), reals.num_channels
   model = DomainCNN(reals.num_classes)
   key = jax.random.key(settings.seed)
   params = model.init(key, jnp.zeros((1, size, size, num_channels)))['params']
@@ -202,8 +202,8 @@ def train(reals: Reals, settings: TrainSettings = TrainSettings()) -> DomainClas
                 train_examples=len(train_images), settings=dataclasses.asdict(settings), held_out=num_test)
   classifier = DomainClassifier(params, record)
   start = len(images) - num_test
-  accuracy = {str(reals.resolution): classifier.accuracy(images[start:], labels[start:])}
-  for r in (r for r in (8, 16) if r < reals.resolution):
+  accuracy = {str(size): classifier.accuracy(images[start:], labels[start:])}
+  for r in (r for r in (8, 16) if r < size):
     accuracy[str(r)] = classifier.accuracy(reals.read(r, start, num_test), labels[start:])
   record.update(test_accuracy=accuracy, train_seconds=round(time.time() - started, 1))
   return classifier

@@ -2,12 +2,13 @@
 noise, converted to uint8 by x * 127.5 + 127.5 rounded and clipped (sampling.to_uint8).
 
 Latents come from `np.random.RandomState(seed)`; a conditional Gs gets uniformly random one-hot labels. Images
-come at a stage `resolution` (default the full one) and `lod`, which training uses at low stages; the batches
-are jitted with one shape (the last one padded).
+come at a stage `resolution` (default the full one) and `lod`, which training uses at low stages, in batches
+jitted with one shape (the last one padded) that the caller consumes as they come (50k 1024² images would not fit
+in memory at once).
 """
 
 import functools
-from typing import Optional
+from typing import Iterator, Optional
 
 import jax
 import jax.numpy as jnp
@@ -35,22 +36,15 @@ def latents_and_labels(config: NetworkConfig, num: int, seed: int) -> tuple[np.n
   return latents, labels
 
 
-def generate(config: NetworkConfig, gs_variables: dict, num: int, *, seed: int = 0, lod: float = 0.0,
-             resolution: Optional[int] = None, batch_size: int = 64, with_latents: bool = False):
-  """uint8 images [num, r, r, C] from Gs (r = `resolution`, default the full one).
-
-  with_latents: also return z [num, latent_size] and w [num, dlatent_size] (the last layer's dlatent).
-  """
+def batches(config: NetworkConfig, gs_variables: dict, num: int, *, seed: int = 0, lod: float = 0.0,
+            resolution: Optional[int] = None, batch_size: int = 64) -> Iterator[tuple[np.ndarray, ...]]:
+  """Yields (uint8 images [b, r, r, C], z [b, latent_size], w [b, dlatent_size]) for `num` images in batches of
+  `batch_size` (r = `resolution`, default the full one; w is the last layer's dlatent)."""
   z, labels = latents_and_labels(config, num, seed)
   key = jax.random.key(seed)
-  images, ws = [], []
   for start in range(0, num, batch_size):
     count = min(batch_size, num - start)
     pad = lambda a: None if a is None else np.pad(a[start:start + count], [(0, batch_size - count), (0, 0)])
-    batch, w = _generate(config, gs_variables, pad(z), pad(labels), jnp.float32(lod),
-                         jax.random.fold_in(key, start), resolution=resolution)
-    images.append(sampling.to_uint8(batch)[:count])
-    if with_latents:
-      ws.append(np.asarray(w)[:count])
-  images = np.concatenate(images)
-  return (images, z, np.concatenate(ws)) if with_latents else images
+    images, w = _generate(config, gs_variables, pad(z), pad(labels), jnp.float32(lod),
+                          jax.random.fold_in(key, start), resolution=resolution)
+    yield sampling.to_uint8(images)[:count], z[start:start + count], np.asarray(w)[:count]

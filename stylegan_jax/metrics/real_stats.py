@@ -22,6 +22,7 @@ from stylegan_jax.metrics import frechet
 from stylegan_jax.metrics.reals import Reals
 
 logger = logging.getLogger(__name__)
+_CHUNK = 1024  # reals held in memory at a time
 
 
 @dataclasses.dataclass
@@ -53,7 +54,8 @@ def real_stats(reals: Reals, resolution: int, count: Optional[int], feature_net:
       logger.warning('recomputing the unreadable real statistics %s: %s', path, e)
   logger.info('computing real statistics: %d images of %s at %dx%d with %s', count, reals.name, resolution,
               resolution, feature_net.name)
-  features = np.asarray(feature_net(reals.read(resolution, 0, count)), np.float32)
+  features = np.concatenate([np.asarray(feature_net(reals.read(resolution, start, min(_CHUNK, count - start))),
+                                        np.float32) for start in range(0, count, _CHUNK)])
   stats = RealStats(features, *frechet.statistics(features))
   os.makedirs(os.path.dirname(path), exist_ok=True)
   tmp = f'{path}.{uuid.uuid4().hex}.tmp.npz'

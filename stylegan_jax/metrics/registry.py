@@ -40,6 +40,7 @@ KINDS = {  # kind -> feature network
     'pr_domain': 'domain', 'coverage': 'domain', 'ls_domain': 'domain'}
 _NAME = re.compile(r'^(' + '|'.join(sorted(KINDS, key=len, reverse=True)) + r')(?:(\d+)(k?))?$')
 USES_REALS = ('fid', 'kid', 'pr', 'fd_domain', 'kid_domain', 'pr_domain')
+_FEATURE_CHUNK = 1024  # generated images held at a time before their features are computed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,20 +126,35 @@ class Evaluator:
     if not metrics:
       return {}
     resolution = resolution or self.model.resolution
-    num = max(m.num_images for m in metrics)
-    need_latents = any(m.kind == 'ls_domain' for m in metrics)
-    generated = fakes.generate(self.model, gs_variables, num, seed=self.settings.seed, lod=lod,
-                               resolution=resolution, with_latents=need_latents)
-    images = generated[0] if need_latents else generated
-    outputs = {}  # feature net -> (features, class probabilities or None) of all the fakes
-    for net_kind in sorted({m.feature_net for m in metrics}):
-      net = self.feature_net(net_kind)
-      outputs[net_kind] = (net.features_and_probabilities(images) if hasattr(net, 'features_and_probabilities')
-                           else (np.asarray(net(images), np.float32), None))
+    nets = {kind: self.feature_net(kind) for kind in sorted({m.feature_net for m in metrics})}
+    outputs = {kind: ([], []) for kind in nets}  # features and class probabilities (None: not a classifier)
+    zs, ws, pending = [], [], []
+
+    def featurize():
+      images = np.concatenate(pending)
+      pending.clear()
+      for kind, net in nets.items():
+        f, p = (net.features_and_probabilities(images) if hasattr(net, 'features_and_probabilities')
+                else (np.asarray(net(images), np.float32), None))
+        outputs[kind][0].append(f)
+        outputs[kind][1].append(p)
+
+    for images, z, w in fakes.batches(self.model, gs_variables, max(m.num_images for m in metrics),
+                                      seed=self.settings.seed, lod=lod, resolution=resolution):
+      pending.append(images)
+      zs.append(z)
+      ws.append(w)
+      if sum(map(len, pending)) >= _FEATURE_CHUNK:
+        featurize()
+    if pending:
+      featurize()
+    outputs = {kind: (np.concatenate(f), None if p[0] is None else np.concatenate(p))
+               for kind, (f, p) in outputs.items()}
+    z, w = np.concatenate(zs), np.concatenate(ws)
     results = {}
     for m in metrics:
       net = self.feature_net(m.feature_net)
-      features, probabilities = (x[:m.num_images] if x is not None else None for x in outputs[m.feature_net])
+      features, probabilities = (None if x is None else x[:m.num_images] for x in outputs[m.feature_net])
       if m.kind in USES_REALS:
         reals = real_stats.real_stats(self.reals, resolution, m.num_images, net, self.settings.cache_dir)
       if m.kind in ('fid', 'fd_domain'):
@@ -152,7 +168,6 @@ class Evaluator:
         c = coverage.class_coverage(probabilities)
         results.update({f'{m.name}_{k}': float(c[k]) for k in ('classes', 'min_share', 'mean_confidence')})
       else:  # ls_domain
-        _, z, w = generated
         scores = separability.linear_separability(probabilities, {'z': z[:m.num_images], 'w': w[:m.num_images]})
         results.update({f'{m.name}_{space}': score for space, score in scores.items()})
     return results
