@@ -4,8 +4,9 @@
   python -m stylegan_jax.metrics.main train-classifier [--config default] [--classifier_steps 1000] [--retrain]
   python -m stylegan_jax.metrics.main calibrate [--config default] [--num 5000]
 
-NETWORK is a training workdir (its newest checkpoint's Gs, and its config's model and data), an exported artifact
-directory or an official .pkl (with the data of --config). `evaluate` prints one JSON line, then a table.
+NETWORK is a training workdir (its newest checkpoint's Gs at that checkpoint's stage resolution and lod, against
+the run's dataset at that level), an exported artifact directory or an official .pkl (full resolution, with the
+data of --config). `evaluate` prints one JSON line, then a table.
 Common options: --data_dir (where the dataset is prepared), --cache_dir (classifiers, real statistics),
 --inception FILE (FID Inception weights for fid/kid/pr).
 """
@@ -49,19 +50,21 @@ def _config(args) -> ml_collections.ConfigDict:
 def load_generator(path: str, config: ml_collections.ConfigDict, data_dir: Optional[str] = None
                    ) -> tuple[dict, dict]:
   """(Gs variables, facts) from a workdir, an artifact or an official pickle. Sets config.model, and for a
-  workdir config.data to the run's (in `data_dir` when given)."""
+  workdir config.data to the run's (in `data_dir` when given). facts: kimg, and the resolution and lod the
+  network is evaluated at: a checkpoint's stage resolution and lod, else full resolution and lod 0."""
   if os.path.isdir(os.path.join(path, 'checkpoints')):
     restored = checkpoint.load(path)
     saved = restored.meta['config']
     config.model = ml_collections.ConfigDict(saved['model'])
     config.data = ml_collections.ConfigDict(saved['data'])
     config.data.data_dir = data_dir or config.data.data_dir
-    return restored.state.Gs, {'kimg': restored.step / 1000}
+    return restored.state.Gs, {'kimg': restored.step / 1000, 'resolution': restored.loop['stage'],
+                               'lod': restored.loop['lod']}
   if not os.path.exists(path):
     raise errors.UserError(f'network {path!r} not found: give a training workdir, an artifact directory or a .pkl')
   artifact = export.load_networks(path, ('Gs',))
   config.model = ml_collections.ConfigDict(artifact.config.to_dict())
-  return artifact.Gs, {'kimg': artifact.metadata.get('kimg')}
+  return artifact.Gs, {'kimg': artifact.metadata.get('kimg'), 'resolution': artifact.config.resolution, 'lod': 0.0}
 
 
 def _table(rows: list[dict]) -> str:
@@ -81,10 +84,9 @@ def cmd_evaluate(args) -> None:
                             f'{config.model.num_channels} images but the data config has {config.data.resolution}x'
                             f'{config.data.resolution}x{config.data.num_channels}: pass a matching --config')
   names = args.metrics.split(',') if args.metrics else list(config.metrics.names) or ['fd_domain', 'coverage']
-  resolution = args.resolution or config.model.resolution
-  results = registry.evaluate(gs, config, names, resolution=resolution)
-  print(json.dumps({'network': args.network, **facts, 'dataset': Reals(config.data).name,
-                    'resolution': resolution, 'metrics': names, 'results': results}))
+  results = registry.evaluate(gs, config, names, resolution=facts['resolution'], lod=facts['lod'])
+  print(json.dumps({'network': args.network, **facts, 'dataset': Reals(config.data).name, 'metrics': names,
+                    'results': results}))
   print(_table([{'metric': k, 'value': v} for k, v in results.items()]))
 
 
@@ -129,7 +131,6 @@ def _parser() -> argparse.ArgumentParser:
   p.add_argument('network', help='training workdir, artifact directory or official .pkl')
   p.add_argument('--metrics', help='comma-separated names, e.g. fd_domain10k,coverage10k,fid50k')
   p.add_argument('--num_images', type=int, help='images for names without a count')
-  p.add_argument('--resolution', type=int, help='evaluate at this level (default: full)')
   p.add_argument('--inception', dest='inception_path', help='FID Inception-v3 weights (fid/kid/pr)')
   p.add_argument('--seed', type=int, help='latents and noise of the generated images')
   p = add('train-classifier', cmd_train_classifier, 'train (or load) the domain classifier; prints its record')
