@@ -5,8 +5,8 @@ rates; the stage's compiled step pair runs one D step (with R1/GP and the Gs upd
 reset when floor(lod) or ceil(lod) changes. Every tick (tick_kimg) metrics are logged; every
 `image_snapshot_ticks` ticks, and at each stage's end, a PNG grid of Gs samples of fixed latents is written.
 
-Metrics (stylegan_jax/metrics, config.metrics) are evaluated on Gs every `interval_kimg` and at each stage's end,
-and logged like the losses.
+Metrics (stylegan_jax/metrics, config.metrics) are evaluated on Gs every `interval_kimg`, at each stage's end and
+at the end, and logged like the losses.
 
 Checkpoints (checkpoint.py: the TrainState and the LoopState) are saved every `checkpoint_kimg`, at each stage's
 end, at the end, and at the step after a SIGTERM/SIGINT (preemption.py), which then ends the run. `train` on a
