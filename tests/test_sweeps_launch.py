@@ -78,7 +78,7 @@ def test_failures_are_reported_and_the_rest_finish(data, one_device, tmp_path, c
   out = capsys.readouterr()
   assert f'trial {invalid} is invalid and will not run: invalid config value loss.r1_gamma=-1.0' in out.err
   assert re.search(rf'\[1/3\] {re.escape(good)}: done, kimg 0.016\n', out.out), out.out
-  assert re.search(rf'\[3/3\] {re.escape(missing)}: failed \(FileNotFoundError: dataset .* is not prepared', out.out)
+  assert re.search(rf'\[3/3\] {re.escape(missing)}: failed \(error: dataset .* is not prepared', out.out)
   assert status(sweep_dir, good)['state'] == 'done' and checkpoint.load(str(sweep_dir / 'trials' / good)).step == 16
   assert 'must be a number >= 0' in status(sweep_dir, invalid)['error']
   assert status(sweep_dir, missing)['returncode'] != 0 and 'not prepared' in status(sweep_dir, missing)['error']
