@@ -5,6 +5,7 @@ An artifact is a directory:
   manifest.json   {"format": "stylegan-jax-artifact", "format_version": 1,
                    "network_config": {...NetworkConfig.to_dict()...},
                    "networks": ["Gs", "G", "D"],          # Gs always; G and D optional
+                   "class_names": ["cat", "dog", ...],    # optional: conditional models, one per label
                    "metadata": {"created": "2026-...Z", "source": ..., "kimg": ..., ...}}   # free-form JSON
   Gs.npz          one plain `np.savez` archive per network, read with `np.load(..., allow_pickle=False)`;
   G.npz, D.npz    keys are 'collection/module/.../name' paths of our variables, float32 in our layouts:
@@ -27,7 +28,7 @@ import pathlib
 import shutil
 import uuid
 import zipfile
-from typing import Any, Iterable, Optional, Union
+from typing import Any, Iterable, Optional, Sequence, Union
 
 import jax
 import numpy as np
@@ -58,6 +59,7 @@ class Artifact:
   G: Optional[dict] = None
   D: Optional[dict] = None
   metadata: dict = dataclasses.field(default_factory=dict)
+  class_names: Optional[list[str]] = None  # conditional models: the name of each class id, when known
 
   def network(self, name: str) -> dict:
     """The variables of 'Gs', 'G' or 'D'; a clear error if this artifact does not hold them."""
@@ -97,6 +99,18 @@ def check_variables(config: NetworkConfig, name: str, flat: dict[str, Any], wher
                         f'(resolution={config.resolution}, label_size={config.label_size}): ' + '; '.join(problems))
 
 
+def check_class_names(config: NetworkConfig, class_names: Optional[list], where: str) -> None:
+  """Raises ArtifactError unless `class_names` is None or label_size distinct non-empty strings."""
+  if class_names is None:
+    return
+  if not config.label_size:
+    raise ArtifactError(f'{where}: class_names {class_names!r} given for an unconditional model (label_size=0)')
+  if not (isinstance(class_names, list) and len(class_names) == config.label_size
+          and all(isinstance(n, str) and n for n in class_names) and len(set(class_names)) == len(class_names)):
+    raise ArtifactError(f'{where}: class_names must be {config.label_size} distinct non-empty strings (one per '
+                        f'class id), got {class_names!r}')
+
+
 def _flatten(variables: dict) -> dict[str, np.ndarray]:
   return {k: np.asarray(v) for k, v in traverse_util.flatten_dict(jax.device_get(variables), sep='/').items()}
 
@@ -117,18 +131,22 @@ def _sibling(path: pathlib.Path, kind: str) -> pathlib.Path:
 
 
 def save_artifact(path: PathLike, config: NetworkConfig, Gs: dict, *, G: Optional[dict] = None,
-                  D: Optional[dict] = None, metadata: Optional[dict] = None, overwrite: bool = False) -> pathlib.Path:
+                  D: Optional[dict] = None, metadata: Optional[dict] = None, overwrite: bool = False,
+                  class_names: Optional[Sequence[str]] = None) -> pathlib.Path:
   """Writes an artifact directory at `path` (atomically: temp dir + rename). Returns the path.
 
   Every network is checked against `config` before anything is written. `metadata` is free-form JSON; 'created'
-  (UTC, ISO 8601) is added unless given. An existing `path` is replaced only with `overwrite`.
+  (UTC, ISO 8601) is added unless given. `class_names`: one per class id of a conditional model. An existing
+  `path` is replaced only with `overwrite`.
   """
   path = pathlib.Path(path)
   nets = {name: _flatten(v) for name, v in (('Gs', Gs), ('G', G), ('D', D)) if v is not None}
   for name, flat in nets.items():
     check_variables(config, name, flat, f'{name} to save')
+  class_names = None if class_names is None else list(class_names)
+  check_class_names(config, class_names, 'the artifact to save')
   manifest = {'format': FORMAT, 'format_version': FORMAT_VERSION, 'network_config': config.to_dict(),
-              'networks': list(nets),
+              'networks': list(nets), **({'class_names': class_names} if class_names is not None else {}),
               'metadata': {'created': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
                            **(metadata or {})}}
   manifest_text = json.dumps(manifest, indent=2, sort_keys=False) + '\n'  # fails early on non-JSON metadata
@@ -192,6 +210,7 @@ def load_artifact(path: PathLike, names: Optional[Iterable[str]] = None) -> Arti
     config = NetworkConfig.from_dict(manifest['network_config'])
   except (ValueError, TypeError) as e:
     raise ArtifactError(f'{path / MANIFEST}: bad network_config: {e}') from None
+  check_class_names(config, manifest.get('class_names'), str(path / MANIFEST))
   wanted = manifest['networks'] if names is None else list(names)
   variables = {}
   for name in wanted:
@@ -207,13 +226,24 @@ def load_artifact(path: PathLike, names: Optional[Iterable[str]] = None) -> Arti
       raise ArtifactError(f'{file} is not a readable npz archive ({type(e).__name__}: {e})') from None
     check_variables(config, name, flat, str(file))
     variables[name] = traverse_util.unflatten_dict(flat, sep='/')
-  return Artifact(config=config, metadata=manifest.get('metadata', {}), **variables)
+  return Artifact(config=config, metadata=manifest.get('metadata', {}), class_names=manifest.get('class_names'),
+                  **variables)
+
+
+def is_pickle(path: PathLike) -> bool:
+  """Whether `path` is a file that starts like a pickle of protocol 2 or later (official pickles are)."""
+  try:
+    with open(path, 'rb') as f:
+      return f.read(1) == b'\x80'
+  except OSError:
+    return False
 
 
 def load_networks(path: PathLike, names: Optional[Iterable[str]] = None) -> Artifact:
-  """Networks from an artifact directory, or from an official network pickle (a file ending in .pkl)."""
+  """Networks from an artifact directory, or from an official network pickle (a .pkl, or any file that starts
+  like a pickle)."""
   path = pathlib.Path(path)
-  if path.suffix != '.pkl' or path.is_dir():
+  if path.is_dir() or not (path.suffix == '.pkl' or is_pickle(path)):
     return load_artifact(path, names)
   names = NETWORKS if names is None else tuple(names)
   if unknown := [n for n in names if n not in NETWORKS]:
@@ -246,6 +276,6 @@ def import_official(pkl: PathLike, path: PathLike, *, names: Iterable[str] = NET
                     metadata: Optional[dict] = None, overwrite: bool = False) -> pathlib.Path:
   """Converts an official network pickle into an artifact holding `names` (default Gs, G and D)."""
   source = load_networks(pkl, names)
-  return save_artifact(path, source.config, source.Gs, G=source.G, D=source.D,
+  return save_artifact(path, source.config, source.Gs, G=source.G, D=source.D, class_names=source.class_names,
                        metadata={**source.metadata, 'imported_from': 'official network pickle', **(metadata or {})},
                        overwrite=overwrite)
