@@ -10,7 +10,8 @@ Layout: one directory per checkpoint, named by the images shown (the step is nim
                       InputIterator.get_state()), lod_bounds (of the last Adam reset), tick, tick_start_nimg,
                       tick_metrics (per step, of the unfinished tick)
     meta/metadata     JSON: config (the resolved run config), reason ('interval', 'stage_end', 'end', 'signal'),
-                      kept_steps (the stage-end checkpoints so far), num_devices, num_processes, saved_at
+                      kept_steps (the stage-end checkpoints so far), num_devices, num_processes, saved_at,
+                      class_names (conditional runs: the dataset's class names, for export)
     _CHECKPOINT_METADATA, commit_success.txt   (Orbax's)
   <workdir>/corrupt_checkpoints/000013000/     an unusable checkpoint, moved aside at resume (never deleted)
 
@@ -185,7 +186,8 @@ class _KeepSteps(ocp.checkpoint_managers.PreservationPolicy):
 class RunCheckpoints:
   """The checkpoints of a training run in <workdir>/checkpoints (see the module doc). Every process uses one."""
 
-  def __init__(self, workdir: str, config):
+  def __init__(self, workdir: str, config, class_names=None):
+    self._class_names = None if class_names is None else list(class_names)
     self.directory = os.path.abspath(os.path.join(workdir, 'checkpoints'))
     self.corrupt_directory = os.path.abspath(os.path.join(workdir, 'corrupt_checkpoints'))
     self._config = config_dict(config)
@@ -266,7 +268,8 @@ class RunCheckpoints:
       self._kept.add(step)
     meta = dict(config=self._config, reason=reason, kept_steps=sorted(self._kept),
                 num_devices=jax.device_count(), num_processes=jax.process_count(),
-                saved_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'))
+                saved_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
+                **({'class_names': self._class_names} if self._class_names else {}))
     start = time.time()
     self._manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(_host_copy(state)),
                                                      loop=ocp.args.JsonSave(loop), meta=ocp.args.JsonSave(meta)),

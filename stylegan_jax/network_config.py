@@ -40,7 +40,7 @@ class NetworkConfig:
 
   def __post_init__(self):
     errors = []
-    if self.resolution < 4 or self.resolution & (self.resolution - 1):
+    if type(self.resolution) is not int or self.resolution < 4 or self.resolution & (self.resolution - 1):
       errors.append(f'resolution must be a power of two >= 4, got {self.resolution}')
     for name in ('num_channels', 'latent_size', 'dlatent_size', 'mapping_layers', 'mapping_fmaps', 'fmap_base',
                  'fmap_max', 'mbstd_num_features'):

@@ -102,11 +102,12 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, allow_config_chang
   model = NetworkConfig.from_dict(config.model)
   mesh = steps.make_mesh()
   schedule.check_minibatches(config.schedule, model.resolution, mesh.devices.size)
-  check_dataset(model, input_pipeline.create_dataset_info(config.data))
+  dataset_info = input_pipeline.create_dataset_info(config.data)
+  check_dataset(model, dataset_info)
   is_main = jax.process_index() == 0
   total_nimg = int(config.train.total_kimg * 1000)
   checkpoint_nimg = round(config.train.checkpoint_kimg * 1000)
-  checkpoints = checkpoint.RunCheckpoints(workdir, config)
+  checkpoints = checkpoint.RunCheckpoints(workdir, config, class_names=dataset_info.class_names)
   try:
     restored = checkpoints.restore_latest(checkpoint.abstract_state(model, steps.replicated(mesh)),
                                           allow_changes=allow_config_change)
