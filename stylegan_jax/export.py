@@ -85,15 +85,18 @@ def expected_shapes(config: NetworkConfig, name: str) -> dict[str, tuple[int, ..
 
 
 def check_variables(config: NetworkConfig, name: str, flat: dict[str, Any], where: str) -> None:
-  """Raises ArtifactError listing every missing, unexpected, mis-shaped or non-float32 variable of `flat`."""
+  """Raises ArtifactError listing every missing, unexpected, mis-shaped, non-float32 or non-finite variable of
+  `flat` (values may also be np.lib.format headers' (shape, dtype) stand-ins: see `_npz_headers`)."""
   expected = expected_shapes(config, name)
   problems = [f'missing {k} {list(s)}' for k, s in expected.items() if k not in flat]
   problems += [f'unexpected {k} {list(np.shape(v))}' for k, v in flat.items() if k not in expected]
   for k, v in flat.items():
     if k in expected and tuple(np.shape(v)) != expected[k]:
       problems.append(f'{k} has shape {list(np.shape(v))}, expected {list(expected[k])}')
-    elif k in expected and np.asarray(v).dtype != np.float32:
-      problems.append(f'{k} has dtype {np.asarray(v).dtype}, expected float32')
+    elif k in expected and v.dtype != np.float32:
+      problems.append(f'{k} has dtype {v.dtype}, expected float32')
+    elif k in expected and isinstance(v, np.ndarray) and (bad := v.size - int(np.count_nonzero(np.isfinite(v)))):
+      problems.append(f'{k} holds {bad} non-finite values (NaN or Inf)')
   if problems:
     raise ArtifactError(f'{where}: variables do not match the network config '
                         f'(resolution={config.resolution}, label_size={config.label_size}): ' + '; '.join(problems))
@@ -109,6 +112,30 @@ def check_class_names(config: NetworkConfig, class_names: Optional[list], where:
           and all(isinstance(n, str) and n for n in class_names) and len(set(class_names)) == len(class_names)):
     raise ArtifactError(f'{where}: class_names must be {config.label_size} distinct non-empty strings (one per '
                         f'class id), got {class_names!r}')
+
+
+@dataclasses.dataclass(frozen=True)
+class _Header:
+  """An npy member's declared shape and dtype, read from its header before any of its data."""
+  shape: tuple[int, ...]
+  dtype: np.dtype
+
+
+def _npz_headers(file: pathlib.Path) -> dict[str, _Header]:
+  """{member name: its npy header} of an npz archive, reading only the headers."""
+  headers = {}
+  with zipfile.ZipFile(file) as zf:
+    for info in zf.infolist():
+      if not info.filename.endswith('.npy'):
+        raise ValueError(f'member {info.filename} is not an .npy array')
+      with zf.open(info) as f:
+        version = np.lib.format.read_magic(f)
+        read = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+        if read is None:
+          raise ValueError(f'member {info.filename} has npy format version {version}, expected 1.0 or 2.0')
+        shape, _, dtype = read(f)
+      headers[info.filename[:-len('.npy')]] = _Header(tuple(shape), dtype)
+  return headers
 
 
 def _flatten(variables: dict) -> dict[str, np.ndarray]:
@@ -220,8 +247,12 @@ def load_artifact(path: PathLike, names: Optional[Iterable[str]] = None) -> Arti
     if not file.is_file():
       raise ArtifactError(f'{path}: {MANIFEST} lists {name} but {file.name} is missing')
     try:
+      # Names, shapes and dtypes are checked from the npy headers first: memory stays bounded by the config.
+      check_variables(config, name, _npz_headers(file), str(file))
       with np.load(file, allow_pickle=False) as npz:
         flat = {k: npz[k] for k in npz.files}
+    except ArtifactError:
+      raise
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
       raise ArtifactError(f'{file} is not a readable npz archive ({type(e).__name__}: {e})') from None
     check_variables(config, name, flat, str(file))
