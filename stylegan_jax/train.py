@@ -212,6 +212,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, allow_config_chang
           timer = (timer[0] + compile_seconds[sched.resolution], timer[1])  # keep compilation out of img/s
           logging.info('compiled the %dx%d steps in %.1f s', sched.resolution, sched.resolution,
                        compile_seconds[sched.resolution])
+        checkpoints.check()  # a failed background save (disk full) stops the run here
         tick_metrics.append({**d_metrics, **g_metrics})
         loop.nimg += sched.minibatch
         progress.update(sched.minibatch / 1000.0)
