@@ -85,16 +85,26 @@ def _no_space(error: BaseException) -> bool:
   return False
 
 
-class _NoSpaceLogFilter(logging_lib.Filter):
-  """Drops Orbax's background-thread error logs (tracebacks) of a disk-full save: CheckpointSaveError says it."""
+class _OrbaxNoiseFilter(logging_lib.Filter):
+  """Drops two kinds of Orbax log records that would only mislead: the background-thread errors (tracebacks) of
+  a disk-full save, which CheckpointSaveError reports in one line, and 'Given directory is read only', which
+  `load` asks for on purpose (it never writes)."""
 
   def filter(self, record: logging_lib.LogRecord) -> bool:
+    if 'orbax' not in record.pathname:
+      return True
+    if record.msg == 'Given directory is read only=%s':
+      return False
     exc = record.exc_info[1] if record.exc_info else None
-    return not ('orbax' in record.pathname and record.levelno >= logging_lib.ERROR and
+    return not (record.levelno >= logging_lib.ERROR and
                 ((exc is not None and _no_space(exc)) or 'No space left on device' in record.getMessage()))
 
 
-_NO_SPACE_FILTER = _NoSpaceLogFilter()
+def _quiet_orbax() -> None:
+  logging_lib.getLogger('absl').addFilter(_ORBAX_NOISE_FILTER)  # idempotent: the same filter object
+
+
+_ORBAX_NOISE_FILTER = _OrbaxNoiseFilter()
 
 
 def _ignore_closed_event_loop_callbacks() -> None:
@@ -257,7 +267,7 @@ class RunCheckpoints:
     self._manager = ocp.CheckpointManager(self.directory, options=options)
     self._saving: Optional[int] = None  # the step of the save in flight (or whose outcome is not yet checked)
     self._failed = False
-    logging_lib.getLogger('absl').addFilter(_NO_SPACE_FILTER)
+    _quiet_orbax()
     _ignore_closed_event_loop_callbacks()
 
   def steps(self) -> list[int]:
@@ -402,6 +412,7 @@ def load(workdir: str, step: Optional[int] = None, sharding: Optional[jax.shardi
   """A checkpoint of `workdir` (default the newest) for reading, e.g. to export its networks; on this process's
   first device unless `sharding` is given. Raises if it is missing or unusable."""
   directory = os.path.abspath(os.path.join(workdir, 'checkpoints'))
+  _quiet_orbax()
   manager = ocp.CheckpointManager(directory, options=ocp.CheckpointManagerOptions(
       step_format_fixed_length=STEP_DIGITS, read_only=True, create=False, save_interval_steps=0))
   try:

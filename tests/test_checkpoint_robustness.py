@@ -100,10 +100,13 @@ def test_non_finite_checkpoint_is_named_at_export(tmp_path, capsys):
   assert "non-finite values (NaN or Inf) in .D['params']['4x4']['Dense0']['weight']" in capsys.readouterr().err
 
 
-def test_class_names_reach_the_exported_artifact(tmp_path):
+def test_class_names_reach_the_exported_artifact(tmp_path, caplog):
+  """... and the export says nothing about Orbax's read-only mode (it reads the checkpoint read-only on purpose)."""
   config = smoke.get_config()
   config.model.label_size = 3
   save_states(tmp_path, config, [8], class_names=['boot', 'shirt', 'bag']).close()
   assert checkpoint.load(str(tmp_path)).meta['class_names'] == ['boot', 'shirt', 'bag']
+  caplog.clear()
   assert sample.main(['export', '--workdir', str(tmp_path), '--out', str(tmp_path / 'art')]) == 0
   assert export.load_artifact(tmp_path / 'art').class_names == ['boot', 'shirt', 'bag']
+  assert not [r for r in caplog.records if 'read only' in r.getMessage()]
