@@ -253,7 +253,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="conditional models: one label vector for all images ('0.5,0,0.5') or a .npy of "
                         "vectors [N, label_size]")
     if truncation:
-      p.add_argument('--psi', type=finite_float, default=1.0, help='truncation psi (default 1 = none; official Gs: 0.7)')
+      p.add_argument('--psi', type=finite_float, default=1.0,
+                     help='truncation psi (default 1 = none; official Gs: 0.7)')
       p.add_argument('--cutoff', type=int, help='truncate layers < cutoff (default all; official Gs: 8)')
     if noise_mode:
       p.add_argument('--noise-mode', choices=networks.NOISE_MODES, default=noise_mode,

@@ -68,7 +68,7 @@ def test_disk_full_stops_at_once_with_one_message(small_tmpfs, caplog):
   assert message.startswith(f'no space left on device for checkpoint {small_tmpfs}/checkpoints/000000024 (it needs '
                             'about ') and 'the earlier checkpoints (8, 16) are intact' in message
   assert not [r for r in caplog.records if 'No space left' in r.getMessage() or r.exc_info]
-  assert any('the next save will probably fail' in r.getMessage() for r in caplog.records), [r.getMessage() for r in caplog.records]  # warned first
+  assert any('the next save will probably fail' in r.getMessage() for r in caplog.records)  # warned first
   assert checkpoint.load(str(small_tmpfs), 16).step == 16
   assert checkpoint.load(str(small_tmpfs)).step == 16
 

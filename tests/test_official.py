@@ -130,12 +130,14 @@ def _nan_weight(nets):
 
 MALFORMED = {
     'version None': (_set_state(0, 'version', None), r'G: version must be an integer, got None'),
-    'variables None': (_set_state(1, 'variables', None), r'D: variables must be a list of \(name, array\), got NoneType'),
+    'variables None': (_set_state(1, 'variables', None),
+                       r'D: variables must be a list of \(name, array\), got NoneType'),
     'components list': (_set_state(0, 'components', [1]), r'G: components must be a dict, got list'),
     'static_kwargs list': (_set_state(1, 'static_kwargs', [1]), r'D: static_kwargs must be a dict, got list'),
     'component cycle': (lambda nets: nets[0].components.__setitem__('synthesis', nets[0]),
                         r'G/synthesis: a component refers back to G'),
-    'resolution None': (_all_kwargs('resolution', None), r'resolution must be a power of two >= 4, got None'),
+    'resolution None': (_all_kwargs('resolution', None),
+                        r'resolution must be a power of two from 4 to 16384, got None'),
     'huge array': (lambda nets: nets[1].variables.append(('huge', _HugeArray())),
                    r'numpy _reconstruct of shape \(4398046511104,\)'),
     'NaN weight': (_nan_weight, r'Gs: variable synthesis/noise2 holds 64 non-finite values \(NaN or Inf\)'),

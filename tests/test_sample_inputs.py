@@ -53,7 +53,8 @@ def test_class_ids_and_label_vectors_are_separate_flags(named_path, tmp_path, ca
   assert sorted(p.name for p in (tmp_path / 'names').iterdir()) == ids
   assert sorted(p.name for p in (tmp_path / 'vec').iterdir()) == [f'seed{s:04d}.png' for s in range(5)]
   for s in range(1, 5):  # class 0 = the one-hot vector [1, 0, 0, 0, 0]
-    np.testing.assert_array_equal(png(tmp_path / 'ids' / f'seed{s:04d}-cat.png'), png(tmp_path / 'vec' / f'seed{s:04d}.png'))
+    np.testing.assert_array_equal(png(tmp_path / 'ids' / f'seed{s:04d}-cat.png'),
+                                  png(tmp_path / 'vec' / f'seed{s:04d}.png'))
   assert not np.array_equal(png(tmp_path / 'ids' / 'seed0000-dog.png'), png(tmp_path / 'vec' / 'seed0000.png'))
   np.save(tmp_path / 'v.npy', np.eye(5, dtype=np.int64)[[1, 0, 0, 0, 0]])  # an integer .npy is still vectors
   assert generate(named_path, tmp_path / 'npy', '--seeds', '0-4', '--label-vector', str(tmp_path / 'v.npy')) == 0
