@@ -62,7 +62,8 @@ def test_state_layout_is_the_same_for_both_forms():
                                                                               optax_state)
   model = NetworkConfig(resolution=8, num_channels=1, fmap_base=32, fmap_max=8, latent_size=8, dlatent_size=8,
                         mapping_layers=1, mapping_fmaps=8)
-  state = train_state.create_train_state(model, 0)
+  shapes = jax.eval_shape(lambda: train_state.create_train_state(model, 0))  # abstract init: fast
+  state = jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), shapes)
   grads = jax.tree.map(jnp.ones_like, state.D['params'])
   _, stepped = train_state.adam('tf').update(grads, state.D_opt)
   state = train_state.reset_optimizers(state.replace(D_opt=stepped))
