@@ -10,11 +10,15 @@ Layout: one directory per checkpoint, named by the images shown (the step is nim
                       InputIterator.get_state()), lod_bounds (of the last Adam reset), tick, tick_start_nimg,
                       tick_metrics (per step, of the unfinished tick)
     meta/metadata     JSON: config (the resolved run config), reason ('interval', 'stage_end', 'end', 'signal'),
-                      kept_steps (the stage-end checkpoints so far), num_devices, num_processes, saved_at
+                      kept_steps (the stage-end checkpoints so far), num_devices, num_processes, saved_at,
+                      class_names (conditional runs: the dataset's class names, for export)
     _CHECKPOINT_METADATA, commit_success.txt   (Orbax's)
   <workdir>/corrupt_checkpoints/000013000/     an unusable checkpoint, moved aside at resume (never deleted)
 
 The loop saves every `train.checkpoint_kimg`, at each stage's end, at the end of the run and on SIGTERM/SIGINT.
+A save that fails in the background (e.g. no space left on device) is reported at the next step as a
+CheckpointSaveError naming the checkpoint and the bytes it needs; training stops and the earlier checkpoints stay
+usable. Before each save, less free space than the previous checkpoint's size is warned about.
 Kept: the newest `train.checkpoints_to_keep` and every stage-end checkpoint. A save copies the state to host
 memory (numpy), then writes it in the background into `<step>.orbax-checkpoint-tmp-*`, renamed into place once
 complete: a process killed at any moment leaves every earlier checkpoint intact (leftover temporary directories
@@ -26,11 +30,15 @@ once an older one restored. Its config must equal the new one except for SAFE_CH
 with `allow_changes` (main.py --allow_config_change); anything else is refused, naming the keys.
 """
 
+import contextlib
 import dataclasses
 import datetime
+import errno
 import json
 import logging
 import os
+import shutil
+import sys
 import time
 from typing import Any, Optional
 
@@ -62,6 +70,63 @@ class ConfigChangeError(errors.UserError, ValueError):
 
 class NoUsableCheckpointError(errors.UserError, RuntimeError):
   """Checkpoints exist but none of them restores."""
+
+
+class CheckpointSaveError(errors.UserError, OSError):
+  """A checkpoint could not be written (e.g. the disk is full); the earlier ones are intact."""
+
+
+def _no_space(error: BaseException) -> bool:
+  """Whether `error` or an error it was raised from (the chain of a background save) is ENOSPC."""
+  seen = set()
+  while error is not None and id(error) not in seen:
+    seen.add(id(error))
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC or 'No space left on device' in str(error):
+      return True
+    error = error.__cause__ or error.__context__
+  return False
+
+
+class _OrbaxNoiseFilter(logging.Filter):
+  """Drops two kinds of Orbax log records that would only mislead: the background-thread errors (tracebacks) of
+  a disk-full save, which CheckpointSaveError reports in one line, and 'Given directory is read only', which
+  `load` asks for on purpose (it never writes)."""
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    if 'orbax' not in record.pathname:
+      return True
+    if record.msg == 'Given directory is read only=%s':
+      return False
+    exc = record.exc_info[1] if record.exc_info else None
+    return not (record.levelno >= logging.ERROR and
+                ((exc is not None and _no_space(exc)) or 'No space left on device' in record.getMessage()))
+
+
+def _quiet_orbax() -> None:
+  logging.getLogger('absl').addFilter(_ORBAX_NOISE_FILTER)  # idempotent: the same filter object
+
+
+_ORBAX_NOISE_FILTER = _OrbaxNoiseFilter()
+
+
+def _ignore_closed_event_loop_callbacks() -> None:
+  """When a background save fails, its writes still in flight complete into Orbax's closed asyncio loop, and
+  Python prints 'Exception ignored ... Event loop is closed' for each (hundreds, before the failure is even
+  seen): drop exactly those unraisable errors (installed once per process)."""
+  previous = sys.unraisablehook
+  if getattr(previous, 'ignores_closed_event_loop', False):
+    return
+
+  def hook(unraisable):
+    if not (isinstance(unraisable.exc_value, RuntimeError) and str(unraisable.exc_value) == 'Event loop is closed'):
+      previous(unraisable)
+  hook.ignores_closed_event_loop = True
+  sys.unraisablehook = hook
+
+
+def directory_size(path: str) -> int:
+  """Bytes of the files under `path` (0 if it does not exist)."""
+  return sum(os.path.getsize(os.path.join(root, f)) for root, _, files in os.walk(path) for f in files)
 
 
 @dataclasses.dataclass
@@ -137,7 +202,10 @@ def _check_restored(step: int, target, state: train_state.TrainState, loop: dict
       raise ValueError(f'{jax.tree_util.keystr(path)} is {have.dtype}{list(have.shape)}, expected '
                        f'{want.dtype}{list(want.shape)}')
   if not bool(np.asarray(_all_finite(state).addressable_data(0))):
-    raise ValueError('the state holds non-finite values')
+    bad = [jax.tree_util.keystr(path) for path, x in got if jnp.issubdtype(x.dtype, jnp.floating)
+           and not np.all(np.isfinite(np.asarray(x.addressable_data(0))))]
+    raise ValueError(f'the state holds non-finite values (NaN or Inf) in {", ".join(bad[:5])}'
+                     + (f' and {len(bad) - 5} more' if len(bad) > 5 else ''))
   nimg = int(np.asarray(state.nimg.addressable_data(0)))
   if not nimg == loop['nimg'] == step:
     raise ValueError(f'inconsistent: directory step {step}, state nimg {nimg}, loop nimg {loop["nimg"]}')
@@ -188,7 +256,8 @@ class _KeepSteps(ocp.checkpoint_managers.PreservationPolicy):
 class RunCheckpoints:
   """The checkpoints of a training run in <workdir>/checkpoints (see the module doc). Every process uses one."""
 
-  def __init__(self, workdir: str, config):
+  def __init__(self, workdir: str, config, class_names=None):
+    self._class_names = None if class_names is None else list(class_names)
     self.directory = os.path.abspath(os.path.join(workdir, 'checkpoints'))
     self.corrupt_directory = os.path.abspath(os.path.join(workdir, 'corrupt_checkpoints'))
     self._config = config_dict(config)
@@ -198,6 +267,10 @@ class RunCheckpoints:
         preservation_policy=ocp.checkpoint_managers.AnyPreservationPolicy([
             ocp.checkpoint_managers.LatestN(config.train.checkpoints_to_keep), _KeepSteps(self._kept)]))
     self._manager = ocp.CheckpointManager(self.directory, options=options)
+    self._saving: Optional[int] = None  # the step of the save in flight (or whose outcome is not yet checked)
+    self._failed = False
+    _quiet_orbax()
+    _ignore_closed_event_loop_callbacks()
 
   def steps(self) -> list[int]:
     return sorted(self._manager.all_steps())
@@ -267,26 +340,81 @@ class RunCheckpoints:
     step = loop['nimg']
     if keep:
       self._kept.add(step)
+    self._warn_if_short_of_space()
     meta = dict(config=self._config, reason=reason, kept_steps=sorted(self._kept),
                 num_devices=jax.device_count(), num_processes=jax.process_count(),
-                saved_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'))
+                saved_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
+                **({'class_names': self._class_names} if self._class_names else {}))
     start = time.time()
-    self._manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(_host_copy(state)),
-                                                     loop=ocp.args.JsonSave(loop), meta=ocp.args.JsonSave(meta)),
-                       force=True)  # waits for the previous save to be complete first
+    items = ocp.args.Composite(state=ocp.args.StandardSave(_host_copy(state)), loop=ocp.args.JsonSave(loop),
+                               meta=ocp.args.JsonSave(meta))
+    with self._reporting_failures():
+      self._manager.save(step, args=items, force=True)  # waits for the previous save to be complete first
+    self._saving = step
     logger.info('saving checkpoint %s (%s) in the background (training waited %.2f s)', self.path(step), reason,
                 time.time() - start)
 
+  def check(self) -> None:
+    """Raises CheckpointSaveError if the last background save has failed; cheap while it is still running."""
+    if self._saving is not None and not self._manager.is_saving_in_progress():
+      with self._reporting_failures():
+        self._manager.wait_until_finished()  # nothing left to wait for: raises the failure, if any
+      self._saving = None
+
   def close(self) -> None:
-    """Waits for a pending save to be complete, then releases the manager."""
-    self._manager.wait_until_finished()
-    self._manager.close()
+    """Waits for a pending save to be complete, then releases the manager. Raises CheckpointSaveError if that
+    save failed (unless a failure was already reported)."""
+    try:
+      if not self._failed:
+        with self._reporting_failures():
+          self._manager.wait_until_finished()
+    finally:
+      self._saving = None
+      try:
+        self._manager.close()
+      except Exception:  # noqa: BLE001 -- after a failed save Orbax re-raises it here; it was reported
+        if not self._failed:
+          raise
+
+  def _committed_steps(self) -> list[int]:
+    """The complete checkpoints on disk (Orbax's own list may already have dropped those due for deletion)."""
+    return sorted(int(n) for n in os.listdir(self.directory) if n.isdigit() and len(n) == STEP_DIGITS)
+
+  def _warn_if_short_of_space(self) -> None:
+    steps = self.steps()
+    if not steps:
+      return
+    needed, free = directory_size(self.path(steps[-1])), shutil.disk_usage(self.directory).free
+    if free < needed:
+      logger.warning('only %d bytes free in %s and the last checkpoint took %d: the next save will probably '
+                      'fail (no space left on device)', free, self.directory, needed)
+
+  @contextlib.contextmanager
+  def _reporting_failures(self):
+    """Turns an Orbax save failure (raised by a later save, a check or the close) into one CheckpointSaveError."""
+    try:
+      yield
+    except Exception as e:  # noqa: BLE001 -- any failure of a background save means it is not there
+      self._failed = True
+      step = self._saving
+      where = self.path(step) if step is not None else self.directory
+      earlier = [s for s in self._committed_steps() if s != step]
+      kept = (f'the earlier checkpoints ({", ".join(map(str, earlier))}) are intact' if earlier else
+              'no earlier checkpoint exists')
+      if _no_space(e):
+        needed = directory_size(self.path(earlier[-1])) if earlier else 0
+        free = shutil.disk_usage(self.directory).free
+        need = f'it needs about {needed} bytes, {free} are free' if needed else f'{free} bytes are free'
+        raise CheckpointSaveError(f'no space left on device for checkpoint {where} ({need}); {kept}: free some '
+                                  'space and run the same command to resume') from e
+      raise CheckpointSaveError(f'saving checkpoint {where} failed ({type(e).__name__}: {e}); {kept}') from e
 
 
 def load(workdir: str, step: Optional[int] = None, sharding: Optional[jax.sharding.Sharding] = None) -> Restored:
   """A checkpoint of `workdir` (default the newest) for reading, e.g. to export its networks; on this process's
   first device unless `sharding` is given. Raises if it is missing or unusable."""
   directory = os.path.abspath(os.path.join(workdir, 'checkpoints'))
+  _quiet_orbax()
   manager = ocp.CheckpointManager(directory, options=ocp.CheckpointManagerOptions(
       step_format_fixed_length=STEP_DIGITS, read_only=True, create=False, save_interval_steps=0))
   try:

@@ -5,6 +5,7 @@ An artifact is a directory:
   manifest.json   {"format": "stylegan-jax-artifact", "format_version": 1,
                    "network_config": {...NetworkConfig.to_dict()...},
                    "networks": ["Gs", "G", "D"],          # Gs always; G and D optional
+                   "class_names": ["cat", "dog", ...],    # optional: conditional models, one per label
                    "metadata": {"created": "2026-...Z", "source": ..., "kimg": ..., ...}}   # free-form JSON
   Gs.npz          one plain `np.savez` archive per network, read with `np.load(..., allow_pickle=False)`;
   G.npz, D.npz    keys are 'collection/module/.../name' paths of our variables, float32 in our layouts:
@@ -27,7 +28,7 @@ import pathlib
 import shutil
 import uuid
 import zipfile
-from typing import Any, Iterable, Optional, Union
+from typing import Any, Iterable, Optional, Sequence, Union
 
 import jax
 import numpy as np
@@ -58,6 +59,7 @@ class Artifact:
   G: Optional[dict] = None
   D: Optional[dict] = None
   metadata: dict = dataclasses.field(default_factory=dict)
+  class_names: Optional[list[str]] = None  # conditional models: the name of each class id, when known
 
   def network(self, name: str) -> dict:
     """The variables of 'Gs', 'G' or 'D'; a clear error if this artifact does not hold them."""
@@ -83,18 +85,57 @@ def expected_shapes(config: NetworkConfig, name: str) -> dict[str, tuple[int, ..
 
 
 def check_variables(config: NetworkConfig, name: str, flat: dict[str, Any], where: str) -> None:
-  """Raises ArtifactError listing every missing, unexpected, mis-shaped or non-float32 variable of `flat`."""
+  """Raises ArtifactError listing every missing, unexpected, mis-shaped, non-float32 or non-finite variable of
+  `flat` (values may also be np.lib.format headers' (shape, dtype) stand-ins: see `_npz_headers`)."""
   expected = expected_shapes(config, name)
   problems = [f'missing {k} {list(s)}' for k, s in expected.items() if k not in flat]
   problems += [f'unexpected {k} {list(np.shape(v))}' for k, v in flat.items() if k not in expected]
   for k, v in flat.items():
     if k in expected and tuple(np.shape(v)) != expected[k]:
       problems.append(f'{k} has shape {list(np.shape(v))}, expected {list(expected[k])}')
-    elif k in expected and np.asarray(v).dtype != np.float32:
-      problems.append(f'{k} has dtype {np.asarray(v).dtype}, expected float32')
+    elif k in expected and v.dtype != np.float32:
+      problems.append(f'{k} has dtype {v.dtype}, expected float32')
+    elif k in expected and isinstance(v, np.ndarray) and (bad := v.size - int(np.count_nonzero(np.isfinite(v)))):
+      problems.append(f'{k} holds {bad} non-finite values (NaN or Inf)')
   if problems:
     raise ArtifactError(f'{where}: variables do not match the network config '
                         f'(resolution={config.resolution}, label_size={config.label_size}): ' + '; '.join(problems))
+
+
+def check_class_names(config: NetworkConfig, class_names: Optional[list], where: str) -> None:
+  """Raises ArtifactError unless `class_names` is None or label_size distinct non-empty strings."""
+  if class_names is None:
+    return
+  if not config.label_size:
+    raise ArtifactError(f'{where}: class_names {class_names!r} given for an unconditional model (label_size=0)')
+  if not (isinstance(class_names, list) and len(class_names) == config.label_size
+          and all(isinstance(n, str) and n for n in class_names) and len(set(class_names)) == len(class_names)):
+    raise ArtifactError(f'{where}: class_names must be {config.label_size} distinct non-empty strings (one per '
+                        f'class id), got {class_names!r}')
+
+
+@dataclasses.dataclass(frozen=True)
+class _Header:
+  """An npy member's declared shape and dtype, read from its header before any of its data."""
+  shape: tuple[int, ...]
+  dtype: np.dtype
+
+
+def _npz_headers(file: pathlib.Path) -> dict[str, _Header]:
+  """{member name: its npy header} of an npz archive, reading only the headers."""
+  headers = {}
+  with zipfile.ZipFile(file) as zf:
+    for info in zf.infolist():
+      if not info.filename.endswith('.npy'):
+        raise ValueError(f'member {info.filename} is not an .npy array')
+      with zf.open(info) as f:
+        version = np.lib.format.read_magic(f)
+        read = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+        if read is None:
+          raise ValueError(f'member {info.filename} has npy format version {version}, expected 1.0 or 2.0')
+        shape, _, dtype = read(f)
+      headers[info.filename[:-len('.npy')]] = _Header(tuple(shape), dtype)
+  return headers
 
 
 def _flatten(variables: dict) -> dict[str, np.ndarray]:
@@ -117,18 +158,22 @@ def _sibling(path: pathlib.Path, kind: str) -> pathlib.Path:
 
 
 def save_artifact(path: PathLike, config: NetworkConfig, Gs: dict, *, G: Optional[dict] = None,
-                  D: Optional[dict] = None, metadata: Optional[dict] = None, overwrite: bool = False) -> pathlib.Path:
+                  D: Optional[dict] = None, metadata: Optional[dict] = None, overwrite: bool = False,
+                  class_names: Optional[Sequence[str]] = None) -> pathlib.Path:
   """Writes an artifact directory at `path` (atomically: temp dir + rename). Returns the path.
 
   Every network is checked against `config` before anything is written. `metadata` is free-form JSON; 'created'
-  (UTC, ISO 8601) is added unless given. An existing `path` is replaced only with `overwrite`.
+  (UTC, ISO 8601) is added unless given. `class_names`: one per class id of a conditional model. An existing
+  `path` is replaced only with `overwrite`.
   """
   path = pathlib.Path(path)
   nets = {name: _flatten(v) for name, v in (('Gs', Gs), ('G', G), ('D', D)) if v is not None}
   for name, flat in nets.items():
     check_variables(config, name, flat, f'{name} to save')
+  class_names = None if class_names is None else list(class_names)
+  check_class_names(config, class_names, 'the artifact to save')
   manifest = {'format': FORMAT, 'format_version': FORMAT_VERSION, 'network_config': config.to_dict(),
-              'networks': list(nets),
+              'networks': list(nets), **({'class_names': class_names} if class_names is not None else {}),
               'metadata': {'created': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
                            **(metadata or {})}}
   manifest_text = json.dumps(manifest, indent=2, sort_keys=False) + '\n'  # fails early on non-JSON metadata
@@ -192,6 +237,7 @@ def load_artifact(path: PathLike, names: Optional[Iterable[str]] = None) -> Arti
     config = NetworkConfig.from_dict(manifest['network_config'])
   except (ValueError, TypeError) as e:
     raise ArtifactError(f'{path / MANIFEST}: bad network_config: {e}') from None
+  check_class_names(config, manifest.get('class_names'), str(path / MANIFEST))
   wanted = manifest['networks'] if names is None else list(names)
   variables = {}
   for name in wanted:
@@ -201,19 +247,34 @@ def load_artifact(path: PathLike, names: Optional[Iterable[str]] = None) -> Arti
     if not file.is_file():
       raise ArtifactError(f'{path}: {MANIFEST} lists {name} but {file.name} is missing')
     try:
+      # Names, shapes and dtypes are checked from the npy headers first: memory stays bounded by the config.
+      check_variables(config, name, _npz_headers(file), str(file))
       with np.load(file, allow_pickle=False) as npz:
         flat = {k: npz[k] for k in npz.files}
+    except ArtifactError:
+      raise
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
       raise ArtifactError(f'{file} is not a readable npz archive ({type(e).__name__}: {e})') from None
     check_variables(config, name, flat, str(file))
     variables[name] = traverse_util.unflatten_dict(flat, sep='/')
-  return Artifact(config=config, metadata=manifest.get('metadata', {}), **variables)
+  return Artifact(config=config, metadata=manifest.get('metadata', {}), class_names=manifest.get('class_names'),
+                  **variables)
+
+
+def is_pickle(path: PathLike) -> bool:
+  """Whether `path` is a file that starts like a pickle of protocol 2 or later (official pickles are)."""
+  try:
+    with open(path, 'rb') as f:
+      return f.read(1) == b'\x80'
+  except OSError:
+    return False
 
 
 def load_networks(path: PathLike, names: Optional[Iterable[str]] = None) -> Artifact:
-  """Networks from an artifact directory, or from an official network pickle (a file ending in .pkl)."""
+  """Networks from an artifact directory, or from an official network pickle (a .pkl, or any file that starts
+  like a pickle)."""
   path = pathlib.Path(path)
-  if path.suffix != '.pkl' or path.is_dir():
+  if path.is_dir() or not (path.suffix == '.pkl' or is_pickle(path)):
     return load_artifact(path, names)
   names = NETWORKS if names is None else tuple(names)
   if unknown := [n for n in names if n not in NETWORKS]:
@@ -246,6 +307,6 @@ def import_official(pkl: PathLike, path: PathLike, *, names: Iterable[str] = NET
                     metadata: Optional[dict] = None, overwrite: bool = False) -> pathlib.Path:
   """Converts an official network pickle into an artifact holding `names` (default Gs, G and D)."""
   source = load_networks(pkl, names)
-  return save_artifact(path, source.config, source.Gs, G=source.G, D=source.D,
+  return save_artifact(path, source.config, source.Gs, G=source.G, D=source.D, class_names=source.class_names,
                        metadata={**source.metadata, 'imported_from': 'official network pickle', **(metadata or {})},
                        overwrite=overwrite)

@@ -64,9 +64,11 @@ def _paste(canvas: np.ndarray, image: np.ndarray, row: int, col: int) -> None:
 def style_mixing_figure(sampler: sampling.Sampler, row_seeds: Sequence[int], col_seeds: Sequence[int],
                         styles: Union[str, Sequence[str]] = PAPER_STYLES, *, labels=None, psi: float = 1.0,
                         cutoff: Optional[int] = None, noise_mode: str = 'const') -> np.ndarray:
-  """Style-mixing grid [(R+1) * H, (C+1) * W, ch]. `styles`: one style range spec for all rows, or one per row."""
+  """Style-mixing grid [(R+1) * H, (C+1) * W, ch]. `styles`: one style range spec for all rows (a string or a
+  one-element list), or one per row."""
   num_layers = sampler.config.num_layers
-  styles = [styles] * len(row_seeds) if isinstance(styles, str) else list(styles)
+  styles = [styles] if isinstance(styles, str) else list(styles)
+  styles = styles * len(row_seeds) if len(styles) == 1 else styles
   if len(styles) != len(row_seeds):
     raise ValueError(f'give one style range, or one per row seed ({len(row_seeds)}), got {len(styles)}')
   ranges = [style_range(s, num_layers) for s in styles]

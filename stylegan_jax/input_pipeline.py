@@ -44,6 +44,7 @@ class DatasetInfo:
   num_channels: int
   label_size: int  # Classes (one-hot labels); 0 when unlabeled.
   num_examples: int
+  class_names: tuple[str, ...] = ()  # The name of each class id (label_size of them); () when unlabeled.
 
 
 def _label_size(config, builder) -> int:
@@ -56,7 +57,8 @@ def create_dataset_info(data_config) -> DatasetInfo:
   return DatasetInfo(
       resolution=data_config.resolution, num_channels=data_config.num_channels,
       label_size=_label_size(data_config, builder),
-      num_examples=builder.info.splits[split_name(data_config.resolution)].num_examples)
+      num_examples=builder.info.splits[split_name(data_config.resolution)].num_examples,
+      class_names=tuple(builder.info.features['label'].names) if _label_size(data_config, builder) else ())
 
 
 class InputIterator:

@@ -10,11 +10,22 @@ import math
 from typing import Any, Mapping
 
 
+MAX_RESOLUTION = 2 ** 14
+
+
+def _is_int(value) -> bool:
+  return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_real(value) -> bool:
+  return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 @dataclasses.dataclass(frozen=True)
 class NetworkConfig:
   """Architecture of G (mapping + synthesis) and D. Defaults are the official FFHQ 1024² networks."""
 
-  resolution: int = 1024            # output/input image side; a power of two >= 4 (square images only)
+  resolution: int = 1024            # output/input image side; a power of two from 4 to 2**14 (square only)
   num_channels: int = 3             # image channels
   label_size: int = 0               # conditioning labels (one-hot or multi-hot), 0 = unconditional
   # Feature maps: nf(stage) = min(int(fmap_base / 2**(stage * fmap_decay)), fmap_max).
@@ -40,20 +51,25 @@ class NetworkConfig:
 
   def __post_init__(self):
     errors = []
-    if self.resolution < 4 or self.resolution & (self.resolution - 1):
-      errors.append(f'resolution must be a power of two >= 4, got {self.resolution}')
+    if not _is_int(self.resolution) or not 4 <= self.resolution <= MAX_RESOLUTION or \
+        self.resolution & (self.resolution - 1):
+      errors.append(f'resolution must be a power of two from 4 to {MAX_RESOLUTION}, got {self.resolution!r}')
     for name in ('num_channels', 'latent_size', 'dlatent_size', 'mapping_layers', 'mapping_fmaps', 'fmap_base',
                  'fmap_max', 'mbstd_num_features'):
-      if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+      if not _is_int(getattr(self, name)) or getattr(self, name) < 1:
         errors.append(f'{name} must be a positive integer, got {getattr(self, name)!r}')
-    if not isinstance(self.label_size, int) or self.label_size < 0:
-      errors.append(f'label_size must be a non-negative integer, got {self.label_size!r}')
-    if self.fused_scale not in (True, False, 'auto'):
+    for name in ('label_size', 'mbstd_group_size'):
+      if not _is_int(getattr(self, name)) or getattr(self, name) < 0:
+        errors.append(f'{name} must be a non-negative integer, got {getattr(self, name)!r}')
+    if not _is_real(self.fmap_decay) or not 0 <= self.fmap_decay <= 10:
+      errors.append(f'fmap_decay must be a number from 0 to 10, got {self.fmap_decay!r}')
+    if not _is_real(self.mapping_lrmul) or not 0 < self.mapping_lrmul < math.inf:
+      errors.append(f'mapping_lrmul must be a positive finite number, got {self.mapping_lrmul!r}')
+    for name in ('normalize_latents', 'use_wscale', 'use_noise', 'use_instance_norm', 'use_pixel_norm', 'blur'):
+      if not isinstance(getattr(self, name), bool):
+        errors.append(f'{name} must be true or false, got {getattr(self, name)!r}')
+    if self.fused_scale not in (True, False, 'auto') or not isinstance(self.fused_scale, (bool, str)):
       errors.append(f"fused_scale must be True, False or 'auto', got {self.fused_scale!r}")
-    if self.mapping_lrmul <= 0:
-      errors.append(f'mapping_lrmul must be positive, got {self.mapping_lrmul}')
-    if self.mbstd_group_size < 0:
-      errors.append(f'mbstd_group_size must be >= 0, got {self.mbstd_group_size}')
     if errors:
       raise ValueError('Invalid network config: ' + '; '.join(errors))
 

@@ -45,12 +45,21 @@ def _numpy_global(name: str):
     return getattr(importlib.import_module('numpy.core.multiarray'), name)
 
 
+def _empty_reconstruct(subtype, shape, dtype):
+  """numpy's `_reconstruct`, which allocates `shape` before the array's state (its real shape and bytes) is set:
+  numpy's own pickles always pass (0,), so any other shape is refused before it can allocate."""
+  if not (isinstance(shape, tuple) and all(isinstance(n, int) for n in shape) and 0 in shape):
+    raise OfficialPickleError(f'numpy _reconstruct of shape {shape!r:.60}: an array pickle starts empty, so this '
+                              'file is not a network pickle (nothing was allocated)')
+  return _numpy_global('_reconstruct')(subtype, shape, dtype)
+
+
 _ALLOWED_GLOBALS = {
     ('dnnlib.tflib.network', 'Network'): lambda: NetworkState,
     ('dnnlib', 'EasyDict'): lambda: EasyDictStub,
     ('dnnlib.util', 'EasyDict'): lambda: EasyDictStub,
-    ('numpy.core.multiarray', '_reconstruct'): lambda: _numpy_global('_reconstruct'),
-    ('numpy._core.multiarray', '_reconstruct'): lambda: _numpy_global('_reconstruct'),
+    ('numpy.core.multiarray', '_reconstruct'): lambda: _empty_reconstruct,
+    ('numpy._core.multiarray', '_reconstruct'): lambda: _empty_reconstruct,
     ('numpy.core.multiarray', 'scalar'): lambda: _numpy_global('scalar'),
     ('numpy._core.multiarray', 'scalar'): lambda: _numpy_global('scalar'),
     ('numpy', 'ndarray'): lambda: np.ndarray,
@@ -84,17 +93,31 @@ class OfficialNetwork:
   variables: dict
 
 
-def _flatten_network(obj, where: str) -> tuple[dict, dict, dict]:
+_STATE_TYPES = {'static_kwargs': dict, 'components': dict, 'variables': (list, tuple), 'name': str,
+                'build_func_name': str}
+
+
+def _flatten_network(obj, where: str, parents: tuple = ()) -> tuple[dict, dict, dict]:
   """Returns (own + components' variables, with component-key prefixes; component kwargs; state)."""
   if not isinstance(obj, NetworkState):
     raise OfficialPickleError(f'{where}: expected a dnnlib.tflib.network.Network, got {type(obj).__name__}')
+  if any(obj is p for p in parents):
+    raise OfficialPickleError(f'{where}: a component refers back to {where.split("/")[0]} (a cycle)')
   state = vars(obj)
   missing = [k for k in ('version', 'name', 'static_kwargs', 'components', 'build_func_name', 'variables')
              if k not in state]
   if missing:
     raise OfficialPickleError(f'{where}: network state lacks {missing}')
-  if not 2 <= int(state['version']) <= 4:
+  if type(state['version']) is not int:
+    raise OfficialPickleError(f"{where}: version must be an integer, got {state['version']!r:.40}")
+  if not 2 <= state['version'] <= 4:
     raise OfficialPickleError(f"{where}: unsupported network pickle version {state['version']} (expected 2-4)")
+  for key, types in _STATE_TYPES.items():
+    if not isinstance(state[key], types):
+      kind = 'a list of (name, array)' if key == 'variables' else f'a {types.__name__}'
+      raise OfficialPickleError(f'{where}: {key} must be {kind}, got {type(state[key]).__name__}')
+  if not all(isinstance(k, str) for k in (*state['static_kwargs'], *state['components'])):
+    raise OfficialPickleError(f'{where}: static_kwargs and components must have string keys')
   variables, component_kwargs = {}, {}
   for item in state['variables']:
     if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)):
@@ -105,7 +128,7 @@ def _flatten_network(obj, where: str) -> tuple[dict, dict, dict]:
       raise OfficialPickleError(f'{where}: variable {name} has dtype {value.dtype}, expected float32')
     variables[name] = value
   for key, component in dict(state['components']).items():
-    sub, _, sub_state = _flatten_network(component, f'{where}/{key}')
+    sub, _, sub_state = _flatten_network(component, f'{where}/{key}', parents + (obj,))
     component_kwargs[key] = dict(sub_state['static_kwargs'])
     variables.update({f'{key}/{n}': v for n, v in sub.items()})
   return variables, component_kwargs, state
@@ -185,8 +208,8 @@ def config_from_kwargs(networks_: dict[str, OfficialNetwork]) -> tuple[NetworkCo
     raise OfficialPickleError('unsupported build arguments: ' + '; '.join(errors))
   try:
     config = NetworkConfig.from_dict(values)
-  except ValueError as e:
-    raise OfficialPickleError(str(e)) from e
+  except (ValueError, TypeError, ArithmeticError) as e:
+    raise OfficialPickleError(f'{type(e).__name__}: {e}' if not isinstance(e, ValueError) else str(e)) from e
   broadcast = networks_['Gs'].component_kwargs.get('mapping', {}).get('dlatent_broadcast')
   if broadcast is not None and broadcast != config.num_layers:
     raise OfficialPickleError(f'mapping dlatent_broadcast={broadcast} but the synthesis network has '
@@ -235,6 +258,8 @@ def variables_from_official(net: OfficialNetwork, config: NetworkConfig, kind: s
     elif net.variables[name].shape != shape:
       problems.append(f'variable {name} has shape {list(net.variables[name].shape)}, expected {list(shape)} '
                       'for the config its static_kwargs describe')
+    elif (bad := int(np.size(net.variables[name]) - np.count_nonzero(np.isfinite(net.variables[name])))):
+      problems.append(f'variable {name} holds {bad} non-finite values (NaN or Inf)')
     else:
       value = net.variables[name]
       result[key] = np.ascontiguousarray(value.transpose(_NCHW_TO_NHWC) if _is_nchw(collection, name) else value)
@@ -257,13 +282,20 @@ class ImportedNetworks:
 
 
 def load_official(source: Union[str, os.PathLike, BinaryIO]) -> ImportedNetworks:
-  """Reads an official StyleGAN v1 `(G, D, Gs)` pickle into stylegan-jax variables."""
-  nets = read_official_pickle(source)
-  config, report = config_from_kwargs(nets)
-  out = {}
-  for key, kind in (('G', 'generator'), ('D', 'discriminator'), ('Gs', 'generator')):
-    out[key], ignored = variables_from_official(nets[key], config, kind)
-    report += [f'{key}: ignored {n} (lod is a call argument here)' for n in ignored]
+  """Reads an official StyleGAN v1 `(G, D, Gs)` pickle into stylegan-jax variables.
+
+  Every variable is checked by name, shape, dtype and finiteness; anything malformed is an OfficialPickleError.
+  """
+  try:
+    nets = read_official_pickle(source)
+    config, report = config_from_kwargs(nets)
+    out = {}
+    for key, kind in (('G', 'generator'), ('D', 'discriminator'), ('Gs', 'generator')):
+      out[key], ignored = variables_from_official(nets[key], config, kind)
+      report += [f'{key}: ignored {n} (lod is a call argument here)' for n in ignored]
+  except (TypeError, AttributeError, KeyError, ArithmeticError, RecursionError, MemoryError) as e:
+    # Values of unexpected types deep in the build arguments: still a malformed file, not a crash.
+    raise OfficialPickleError(f'malformed network pickle ({type(e).__name__}: {e})') from e
   return ImportedNetworks(config=config, report=report, **out)
 
 

@@ -1,7 +1,7 @@
 """`stylegan-jax sample COMMAND` (also `python -m stylegan_jax.sample COMMAND`): sampling and the paper's figures;
 `stylegan-jax export` converts networks.
 
---network is an artifact directory (see export.py) or an official network pickle (*.pkl).
+--network is an artifact directory (see export.py) or an official network pickle (recognised by its content).
 
   generate      PNGs from seeds, a latents .npy [N, latent_size] or a dlatents .npy [N, num_layers, dlatent_size]
   style-mixing  the style-mixing grid (paper figure 3)
@@ -13,11 +13,16 @@
                 or official .pkl
 
 Seeds are lists of integers and inclusive ranges, e.g. `0-7,42`.
+Labels of a conditional model: `--labels` takes class ids or the class names the artifact stores, one for all
+images (`3`, `cat`) or one per image (`0,1,2`); `--label-vector` takes one label vector (`0.5,0,0.5`) or a .npy
+of vectors [N, label_size]. Without either, each image gets a random class (said on stderr).
 """
 
 import argparse
 import json
+import math
 import os
+import re
 import sys
 from typing import Optional, Sequence
 
@@ -38,34 +43,74 @@ def parse_seeds(text: str) -> list[int]:
     lo, dash, hi = part.strip().partition('-')
     if not lo.isdigit() or (dash and not hi.isdigit()):
       raise argparse.ArgumentTypeError(f'seeds are non-negative integers or ranges a-b, got {part!r}')
+    if dash and int(hi) < int(lo):
+      raise argparse.ArgumentTypeError(f'seed range {lo}-{hi} is descending: write {hi}-{lo}')
     seeds += range(int(lo), int(hi or lo) + 1)
   if not seeds or max(seeds) >= 2 ** 32:
     raise argparse.ArgumentTypeError(f'need seeds in [0, 2**32), got {text!r}')
   return seeds
 
 
+def finite_float(text: str) -> float:
+  try:
+    value = float(text)
+  except ValueError:
+    value = math.nan
+  if not math.isfinite(value):
+    raise argparse.ArgumentTypeError(f'expected a finite number, got {text!r}')
+  return value
+
+
 def parse_floats(text: str) -> list[float]:
+  """'1,0.7,-0.5' -> [1.0, 0.7, -0.5]; NaN and infinities are refused."""
   try:
-    return [float(v) for v in text.split(',')]
-  except ValueError:
-    raise argparse.ArgumentTypeError(f'expected comma-separated numbers, got {text!r}') from None
+    return [finite_float(v) for v in text.split(',')]
+  except argparse.ArgumentTypeError:
+    raise argparse.ArgumentTypeError(f'expected comma-separated finite numbers, got {text!r}') from None
 
 
-def parse_labels(text: Optional[str]):
-  """'3' (class 3 for all), '0,1,2' (one class id per image), '0.5,0,0.5' (one vector) or a .npy file."""
-  if text is None:
-    return None
+def parse_labels(text: str):
+  """--labels: 'cat' or '3' (one class for all images), 'cat,dog' or '0,1,2' (one per image): names stay
+  strings, ids become ints."""
+  tokens = [t.strip() for t in text.split(',')]
+  if not all(tokens):
+    raise argparse.ArgumentTypeError(f'--labels takes comma-separated class ids or names, got {text!r}')
+  values = [int(t) if re.fullmatch(r'-?\d+', t) else t for t in tokens]
+  return values[0] if len(values) == 1 else values
+
+
+def parse_label_vector(text: str) -> np.ndarray:
+  """--label-vector: '0.5,0,0.5' (one vector for all images) or a .npy of vectors [N, label_size], as float32."""
   if text.endswith('.npy'):
-    return np.load(text, allow_pickle=False)
-  values = text.split(',')
-  try:
-    return np.array([int(v) for v in values]) if len(values) > 1 else int(text)
-  except ValueError:
-    return np.array(parse_floats(text), np.float32)
+    try:
+      vectors = np.load(text, allow_pickle=False)
+    except (OSError, ValueError) as e:
+      raise argparse.ArgumentTypeError(f'cannot read label vectors {text}: {e}') from None
+    if not np.issubdtype(vectors.dtype, np.number) or not np.all(np.isfinite(vectors)):
+      raise argparse.ArgumentTypeError(f'{text}: label vectors must be finite numbers, got {vectors.dtype}')
+    return vectors.astype(np.float32)
+  return np.array(parse_floats(text), np.float32)
 
 
 def _sampler(args) -> sampling.Sampler:
   return sampling.Sampler.from_path(args.network, args.generator, batch_size=args.batch_size)
+
+
+def _labels(args, sampler: sampling.Sampler) -> sampling.Labels:
+  """The labels of --labels / --label-vector; random classes (said on stderr) for a conditional model without."""
+  if args.labels is not None and args.label_vector is not None:
+    raise sampling.LabelError('pass --labels or --label-vector, not both')
+  labels = args.labels if args.label_vector is None else args.label_vector
+  if labels is None and sampler.config.label_size:
+    names = f' ({", ".join(sampler.class_names)})' if sampler.class_names else ''
+    print(f'note: conditional model with {sampler.config.label_size} classes{names} and no --labels: drawing '
+          'random classes', file=sys.stderr)
+    return sampling.RandomClasses()
+  return labels
+
+
+def _file_safe(name: str) -> str:
+  return re.sub(r'[^\w.-]+', '_', name)
 
 
 def _save(image: np.ndarray, path: str) -> None:
@@ -79,8 +124,8 @@ def cmd_generate(args) -> None:
   sampler = _sampler(args)
   if sum(x is not None for x in (args.seeds, args.latents, args.dlatents)) != 1:
     raise errors.UsageError('generate: pass exactly one of --seeds, --latents and --dlatents')
-  if args.dlatents and args.labels:
-    raise errors.UsageError('generate: --labels applies to the mapping network, which --dlatents skips')
+  if args.dlatents and (args.labels is not None or args.label_vector is not None):
+    raise sampling.LabelError('--labels and --label-vector apply to the mapping network, which --dlatents skips')
   if args.seeds is not None:
     inputs, names, ids = sampler.latents(args.seeds), [f'seed{s:04d}' for s in args.seeds], np.asarray(args.seeds)
   else:
@@ -88,7 +133,11 @@ def cmd_generate(args) -> None:
     prefix = 'latent' if args.latents else 'dlatent'
     names, ids = [f'{prefix}{i:04d}' for i in range(len(inputs))], np.arange(len(inputs))
   n = len(inputs)
-  labels = None if args.dlatents else sampler.labels(parse_labels(args.labels), n)
+  labels = None if args.dlatents else _labels(args, sampler)
+  class_ids = sampler.class_ids(labels, n)
+  if class_ids is not None and len(set(class_ids.tolist())) > 1:  # varying classes: name each file's
+    names = [f'{name}-{_file_safe(sampler.class_name(c))}' for name, c in zip(names, class_ids)]
+  labels = None if args.dlatents else sampler.labels(labels, n)
   step = _STEP_BATCHES * args.batch_size
   grid = []
   for start in range(0, n, step):
@@ -100,34 +149,38 @@ def cmd_generate(args) -> None:
       sampling.save_png(image, os.path.join(args.outdir, f'{name}.png'))
     if args.grid:
       grid.append(images)
-  print(f'wrote {n} images to {args.outdir}')
+  print(f'wrote {n} image{"s" if n != 1 else ""} to {args.outdir}')
   if args.grid:
     _save(sampling.image_grid(np.concatenate(grid), args.grid_cols), os.path.join(args.outdir, 'grid.png'))
 
 
 def cmd_style_mixing(args) -> None:
-  canvas = figures.style_mixing_figure(_sampler(args), args.row_seeds, args.col_seeds, args.styles.split(','),
-                                       labels=parse_labels(args.labels), psi=args.psi, cutoff=args.cutoff,
+  sampler = _sampler(args)
+  canvas = figures.style_mixing_figure(sampler, args.row_seeds, args.col_seeds, args.styles.split(','),
+                                       labels=_labels(args, sampler), psi=args.psi, cutoff=args.cutoff,
                                        noise_mode=args.noise_mode)
   _save(canvas, args.out)
 
 
 def cmd_truncation(args) -> None:
-  canvas = figures.truncation_figure(_sampler(args), args.seeds, args.psis, cutoff=args.cutoff,
-                                     labels=parse_labels(args.labels), noise_mode=args.noise_mode)
+  sampler = _sampler(args)
+  canvas = figures.truncation_figure(sampler, args.seeds, args.psis, cutoff=args.cutoff,
+                                     labels=_labels(args, sampler), noise_mode=args.noise_mode)
   _save(canvas, args.out)
 
 
 def cmd_noise(args) -> None:
-  canvas = figures.noise_figure(_sampler(args), args.seeds, num_samples=args.samples, num_show=args.show,
-                                labels=parse_labels(args.labels), psi=args.psi, cutoff=args.cutoff,
+  sampler = _sampler(args)
+  canvas = figures.noise_figure(sampler, args.seeds, num_samples=args.samples, num_show=args.show,
+                                labels=_labels(args, sampler), psi=args.psi, cutoff=args.cutoff,
                                 noise_seed=args.noise_seed)
   _save(canvas, args.out)
 
 
 def cmd_interpolate(args) -> None:
-  frames = figures.interpolation_frames(_sampler(args), args.seeds, args.frames, space=args.space, loop=args.loop,
-                                        labels=parse_labels(args.labels), psi=args.psi, cutoff=args.cutoff,
+  sampler = _sampler(args)
+  frames = figures.interpolation_frames(sampler, args.seeds, args.frames, space=args.space, loop=args.loop,
+                                        labels=_labels(args, sampler), psi=args.psi, cutoff=args.cutoff,
                                         noise_mode=args.noise_mode, noise_seed=args.noise_seed)
   path = figures.save_animation(frames, args.out, args.fps)
   print(f'wrote {path} ({len(frames)} frames of {frames.shape[2]}x{frames.shape[1]} at {args.fps:g} fps)')
@@ -150,7 +203,8 @@ def _load_source(args) -> tuple[export.Artifact, str]:
     print(f'note: checkpoint {restored.step} is at lod {lod:g} (still growing); the artifact samples at full '
           'resolution (lod 0)', file=sys.stderr)
   metadata = {'kimg': restored.step / 1000, 'lod': lod}
-  return export.Artifact(config, Gs=state.Gs, G=state.G, D=state.D, metadata=metadata), restored.path
+  return export.Artifact(config, Gs=state.Gs, G=state.G, D=state.D, metadata=metadata,
+                         class_names=restored.meta.get('class_names')), restored.path
 
 
 def cmd_export(args) -> None:
@@ -176,7 +230,7 @@ def cmd_export(args) -> None:
       metadata[key] = value
   nets = {n: getattr(source, n) for n in names}
   path = export.save_artifact(args.out, source.config, nets.pop('Gs'), metadata=metadata, overwrite=args.overwrite,
-                              **nets)
+                              class_names=source.class_names, **nets)
   print(f'wrote artifact {path} ({", ".join(names)})')
 
 
@@ -193,10 +247,15 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument('--network', required=True, help='artifact directory or official network pickle (.pkl)')
     p.add_argument('--generator', choices=('Gs', 'G'), default='Gs', help='which generator to sample (default Gs)')
     p.add_argument('--batch-size', type=int, default=8, help='images per compiled batch (default 8)')
-    p.add_argument('--labels', help="conditional models: class id ('3'), one id per image ('0,1,2'), "
-                                    "a label vector ('0.5,0,0.5') or a .npy [N, label_size]")
+    p.add_argument('--labels', type=parse_labels,
+                   help="conditional models: class id or name for all images ('3', 'cat') or one per image "
+                        "('0,1,2', 'cat,dog,cat'); default: random classes")
+    p.add_argument('--label-vector', type=parse_label_vector,
+                   help="conditional models: one label vector for all images ('0.5,0,0.5') or a .npy of "
+                        "vectors [N, label_size]")
     if truncation:
-      p.add_argument('--psi', type=float, default=1.0, help='truncation psi (default 1 = none; official Gs: 0.7)')
+      p.add_argument('--psi', type=finite_float, default=1.0,
+                     help='truncation psi (default 1 = none; official Gs: 0.7)')
       p.add_argument('--cutoff', type=int, help='truncate layers < cutoff (default all; official Gs: 8)')
     if noise_mode:
       p.add_argument('--noise-mode', choices=networks.NOISE_MODES, default=noise_mode,
@@ -239,7 +298,7 @@ def _parser(prog: str) -> argparse.ArgumentParser:
   p.add_argument('--seeds', type=parse_seeds, required=True, help='the keyframes, in order')
   p.add_argument('--space', choices=('z', 'w'), default='w', help='slerp in z or lerp in w (default w)')
   p.add_argument('--frames', type=int, default=120, help='total frames (default 120)')
-  p.add_argument('--fps', type=float, default=30.0, help='frames per second (default 30)')
+  p.add_argument('--fps', type=finite_float, default=30.0, help='frames per second (default 30)')
   p.add_argument('--loop', action='store_true', help='walk back to the first seed')
   p.add_argument('--out', default='interpolation.gif', help='.gif, or .mp4 with ffmpeg on PATH (default interpolation.gif)')
 

@@ -2,7 +2,8 @@
 
 Conventions (as NVIDIA's `pretrained_example.py` and `generate_figures.py`):
   latents   z [N, latent_size] float32; the latent of seed s is `np.random.RandomState(s).randn(latent_size)`
-  labels    [N, label_size] float32 for conditional models; integer class ids become one-hot rows
+  labels    [N, label_size] float32 for conditional models; class ids (ints, or names when the artifact stores
+            class names) become one-hot rows; RandomClasses() draws one class per image
   dlatents  w [N, num_layers, dlatent_size] float32, after truncation
   images    uint8 [N, H, W, C] (NHWC), converted as the official `convert_images_to_uint8`;
             or float32 in the nominal range [-1, 1] with `uint8=False`
@@ -20,6 +21,7 @@ of images fits in memory. Results are deterministic for a given batch size and b
 compiles differently and may change float outputs by rounding (relative ~1e-6), i.e. a uint8 value by 1.
 """
 
+import dataclasses
 import functools
 import os
 import pathlib
@@ -29,10 +31,21 @@ import jax
 import numpy as np
 from PIL import Image
 
-from stylegan_jax import export, networks
+from stylegan_jax import errors, export, networks
 from stylegan_jax.network_config import NetworkConfig
 
-Labels = Union[None, int, Sequence[int], np.ndarray]
+
+@dataclasses.dataclass(frozen=True)
+class RandomClasses:
+  """Labels for a conditional model: class ids drawn uniformly, `RandomState(seed).randint(label_size, size=N)`."""
+  seed: int = 0
+
+
+Labels = Union[None, int, str, Sequence[Union[int, str]], np.ndarray, RandomClasses]
+
+
+class LabelError(errors.UsageError, ValueError):
+  """Labels that do not fit the model: unknown class names, ids out of range, vectors of the wrong size."""
 
 
 def seed_latents(seeds: Sequence[int], latent_size: int) -> np.ndarray:
@@ -65,10 +78,12 @@ def _synthesize(config, variables, dlatents, noise_seed, noise_ids, *, noise_mod
 class Sampler:
   """A generator (Gs or G variables) ready to sample; see the module docstring for the conventions."""
 
-  def __init__(self, config: NetworkConfig, variables: dict, *, batch_size: int = 8):
+  def __init__(self, config: NetworkConfig, variables: dict, *, batch_size: int = 8,
+               class_names: Optional[Sequence[str]] = None):
     if batch_size < 1:
       raise ValueError(f'batch_size must be >= 1, got {batch_size}')
     self.config = config
+    self.class_names = None if class_names is None else list(class_names)
     self.variables = jax.device_put(variables)
     self.batch_size = batch_size
 
@@ -78,7 +93,7 @@ class Sampler:
     if network not in ('Gs', 'G'):
       raise ValueError(f"network must be 'Gs' or 'G' (a generator), got {network!r}")
     artifact = export.load_networks(path, (network,))
-    return cls(artifact.config, artifact.network(network), batch_size=batch_size)
+    return cls(artifact.config, artifact.network(network), batch_size=batch_size, class_names=artifact.class_names)
 
   @property
   def dlatent_avg(self) -> np.ndarray:
@@ -88,26 +103,57 @@ class Sampler:
   def latents(self, seeds: Sequence[int]) -> np.ndarray:
     return seed_latents(seeds, self.config.latent_size)
 
+  def class_name(self, class_id: int) -> str:
+    """The stored name of a class id, or 'class{id}' when the model has no class names."""
+    return self.class_names[class_id] if self.class_names else f'class{class_id}'
+
+  def class_ids(self, labels: Labels, n: int) -> Optional[np.ndarray]:
+    """int [n] class ids when `labels` names classes (ids or names, one for all or one per image, or
+    RandomClasses); None for label vectors (float arrays) and None."""
+    size = self.config.label_size
+    if labels is None or (isinstance(labels, np.ndarray) and not np.issubdtype(labels.dtype, np.integer)):
+      return None
+    if not size:
+      raise LabelError('this generator is unconditional (label_size=0): do not pass labels')
+    if isinstance(labels, RandomClasses):
+      return np.random.RandomState(labels.seed).randint(0, size, n)
+    if isinstance(labels, np.ndarray) and labels.ndim > 1:
+      raise LabelError(f'class ids must be one int or one per image ({n}), got shape {labels.shape}')
+    single = isinstance(labels, (int, np.integer, str)) or np.ndim(labels) == 0
+    ids = [self._class_id(c) for c in ([labels] if single else list(labels))]
+    if len(ids) not in (1, n):
+      raise LabelError(f'class ids: give one class for all or one per image ({n}), got {len(ids)}')
+    if min(ids) < 0 or max(ids) >= size:
+      raise LabelError(f'class ids must be in [0, {size}), got {ids}')
+    return np.broadcast_to(np.asarray(ids, np.int64), (n,))
+
+  def _class_id(self, label) -> int:
+    if not isinstance(label, str):
+      return int(label)
+    if self.class_names and label in self.class_names:
+      return self.class_names.index(label)
+    known = (f"this model's classes are {', '.join(self.class_names)}" if self.class_names else
+             f'this model stores no class names (use class ids 0-{self.config.label_size - 1})')
+    raise LabelError(f'unknown class {label!r}: {known}')
+
   def labels(self, labels: Labels, n: int) -> Optional[np.ndarray]:
-    """[n, label_size] float32 from class ids (an int for all, or one per image) or vectors ([label_size] or
-    [n, label_size]); None for unconditional models. Integer arrays are class ids: pass floats for vectors."""
+    """[n, label_size] float32 from class ids or names (one for all, or one per image), RandomClasses, or vectors
+    ([label_size] or [n, label_size]); None for unconditional models. Integer arrays are class ids: pass floats
+    for vectors."""
     size = self.config.label_size
     if not size:
       if labels is not None:
-        raise ValueError('this generator is unconditional (label_size=0): do not pass labels')
+        raise LabelError('this generator is unconditional (label_size=0): do not pass labels')
       return None
     if labels is None:
-      raise ValueError(f'this generator is conditional (label_size={size}): pass labels, as class ids '
+      raise LabelError(f'this generator is conditional (label_size={size}): pass labels, as class ids '
                        f'in [0, {size}) or label vectors [N, {size}]')
+    ids = self.class_ids(labels, n)
+    if ids is not None:
+      return np.eye(size, dtype=np.float32)[ids]
     labels = np.asarray(labels)
-    if np.issubdtype(labels.dtype, np.integer):
-      if labels.ndim > 1 or (labels.ndim == 1 and len(labels) not in (1, n)):
-        raise ValueError(f'class ids must be one int or one per image ({n}), got shape {labels.shape}')
-      if labels.size and (labels.min() < 0 or labels.max() >= size):
-        raise ValueError(f'class ids must be in [0, {size}), got {labels.tolist()}')
-      labels = np.eye(size, dtype=np.float32)[np.broadcast_to(labels.reshape(-1), (n,))]
     if labels.shape not in ((size,), (n, size)):
-      raise ValueError(f'label vectors must be [{size}] or [{n}, {size}], got {labels.shape}')
+      raise LabelError(f'label vectors must be [{size}] or [{n}, {size}], got {labels.shape}')
     return np.broadcast_to(labels.astype(np.float32), (n, size))
 
   def map(self, latents: np.ndarray, labels: Labels = None, *, psi: float = 1.0,

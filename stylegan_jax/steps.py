@@ -60,9 +60,9 @@ def _select(pred, new, old):
   return jax.tree_util.tree_map(lambda n, o: jnp.where(pred, n, o), new, old)
 
 
-def _adam_update(params, opt_state, grads, lr):
+def _adam_update(optimizer, params, opt_state, grads, lr):
   """One Adam step, or no change at all when any gradient is not finite. Returns (params, opt, finite)."""
-  updates, new_opt = adam().update(grads, opt_state)
+  updates, new_opt = optimizer.update(grads, opt_state)
   new_params = jax.tree_util.tree_map(lambda p, u: p - lr * u, params, updates)
   finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree_util.tree_leaves(grads)]))
   return _select(finite, new_params, params), _select(finite, new_opt, opt_state), finite
@@ -86,6 +86,7 @@ def build_stage_steps(model: NetworkConfig, config, resolution: int, global_batc
   if global_batch % num_devices:
     raise ValueError(f'minibatch {global_batch} at {resolution}x{resolution} does not divide across '
                      f'{num_devices} devices')
+  optimizer = adam(train.adam_epsilon_form)
   gs_beta = 0.5 ** (global_batch / (train.G_smoothing_kimg * 1000.0))
   mixing_prob = train.style_mixing_prob or None
   stage_layers = 2 * int(np.log2(resolution)) - 2
@@ -122,7 +123,7 @@ def build_stage_steps(model: NetworkConfig, config, resolution: int, global_batc
 
     (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.D['params'])
     grads = lax.pmean(grads, AXIS)
-    d_params, d_opt, finite = _adam_update(state.D['params'], state.D_opt, grads, lr)
+    d_params, d_opt, finite = _adam_update(optimizer, state.D['params'], state.D_opt, grads, lr)
     g_vars = {**state.G, 'stats': g_stats}
     gs_params = jax.tree_util.tree_map(lambda g, s: layers.lerp(g, s, gs_beta), g_vars['params'],
                                        state.Gs['params'])
@@ -147,7 +148,7 @@ def build_stage_steps(model: NetworkConfig, config, resolution: int, global_batc
 
     (loss, g_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.G['params'])
     grads = lax.pmean(grads, AXIS)
-    g_params, g_opt, finite = _adam_update(state.G['params'], state.G_opt, grads, lr)
+    g_params, g_opt, finite = _adam_update(optimizer, state.G['params'], state.G_opt, grads, lr)
     new_state = state.replace(G={**state.G, 'params': g_params, 'stats': g_stats}, G_opt=g_opt, rng=rng,
                               skipped=state.skipped.at[1].add(1 - finite.astype(jnp.int32)))
     metrics = {'loss_G': loss, 'grad_norm_G': optax.global_norm(grads),

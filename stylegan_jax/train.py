@@ -105,12 +105,13 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, allow_config_chang
   mesh = steps.make_mesh()
   config_validation.validate(config, num_devices=mesh.devices.size)
   model = NetworkConfig.from_dict(config.model)
-  config_validation.check_dataset(model, input_pipeline.create_dataset_info(config.data))
+  dataset_info = input_pipeline.create_dataset_info(config.data)
+  config_validation.check_dataset(model, dataset_info)
   evaluation = TrainingMetrics(config)  # checks the metrics (names, weights, classifier) before training starts
   is_main = jax.process_index() == 0
   total_nimg = int(config.train.total_kimg * 1000)
   checkpoint_nimg = round(config.train.checkpoint_kimg * 1000)
-  checkpoints = checkpoint.RunCheckpoints(workdir, config)
+  checkpoints = checkpoint.RunCheckpoints(workdir, config, class_names=dataset_info.class_names)
   try:
     restored = checkpoints.restore_latest(checkpoint.abstract_state(model, steps.replicated(mesh)),
                                           allow_changes=allow_config_change)
@@ -222,6 +223,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, allow_config_chang
           timer = (timer[0] + compile_seconds[sched.resolution], timer[1])  # keep compilation out of img/s
           logger.info('compiled the %dx%d steps in %.1f s', sched.resolution, sched.resolution,
                       compile_seconds[sched.resolution])
+        checkpoints.check()  # a failed background save (disk full) stops the run here
         tick_metrics.append({**d_metrics, **g_metrics})
         loop.nimg += sched.minibatch
         bar.update(loop.nimg, sched.minibatch)

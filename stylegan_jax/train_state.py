@@ -5,16 +5,46 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from stylegan_jax import networks
+from stylegan_jax import errors, networks
 from stylegan_jax.network_config import NetworkConfig
 
 
-def adam() -> optax.GradientTransformation:
-  """The official Adam (beta1 0, beta2 0.99, eps 1e-8), without the learning rate (a traced step argument).
+ADAM_EPSILON_FORMS = ('tf', 'optax')
 
-  TF puts eps on sqrt(v) before bias correction; optax after. The difference is eps-sized and ignored here.
+
+def scale_by_tf_adam(b1: float, b2: float, eps: float) -> optax.GradientTransformation:
+  """tf.train.AdamOptimizer's update without the learning rate: sqrt(1-b2^t)/(1-b1^t) · m / (sqrt(v) + eps).
+
+  TF adds eps to sqrt(v) before the bias correction; optax.scale_by_adam adds it after, so for gradients
+  below ~1e-6 TF's first steps after each Adam reset are up to half a learning rate smaller. The state is
+  optax's ScaleByAdamState (count, mu, nu), so checkpoints of either form restore into the same target.
   """
-  return optax.scale_by_adam(b1=0.0, b2=0.99, eps=1e-8)
+  init = optax.scale_by_adam(b1=b1, b2=b2, eps=eps).init
+
+  def update(updates, state, params=None):
+    del params
+    mu = jax.tree.map(lambda m, g: b1 * m + (1 - b1) * g, state.mu, updates)
+    nu = jax.tree.map(lambda v, g: b2 * v + (1 - b2) * jnp.square(g), state.nu, updates)
+    count = optax.safe_increment(state.count)
+    t = count.astype(jnp.float32)
+    scale = jnp.sqrt(1 - b2 ** t) / (1 - b1 ** t)
+    updates = jax.tree.map(lambda m, v: scale * m / (jnp.sqrt(v) + eps), mu, nu)
+    return updates, optax.ScaleByAdamState(count=count, mu=mu, nu=nu)
+
+  return optax.GradientTransformation(init, update)
+
+
+def adam(epsilon_form: str = 'tf') -> optax.GradientTransformation:
+  """The official Adam (beta1 0, beta2 0.99, eps 1e-8) without the learning rate (a traced step argument).
+
+  `epsilon_form` (config train.adam_epsilon_form): 'tf' is TensorFlow's formula, as the official code trains;
+  'optax' is optax.scale_by_adam (eps after bias correction). Both keep the same state.
+  """
+  if epsilon_form == 'tf':
+    return scale_by_tf_adam(b1=0.0, b2=0.99, eps=1e-8)
+  if epsilon_form == 'optax':
+    return optax.scale_by_adam(b1=0.0, b2=0.99, eps=1e-8)
+  raise errors.UsageError(f'train.adam_epsilon_form must be \'tf\' or \'optax\', got {epsilon_form!r}')
 
 
 @flax.struct.dataclass

@@ -75,7 +75,8 @@ def assert_batches_equal(a, b):
 def test_dataset_info(root):
   assert input_pipeline.create_dataset_info(config(root)) == input_pipeline.DatasetInfo(
       resolution=8, num_channels=3, label_size=0, num_examples=N)
-  assert input_pipeline.create_dataset_info(config(root, 'subfolders')).label_size == 3
+  labeled = input_pipeline.create_dataset_info(config(root, 'subfolders'))
+  assert (labeled.label_size, labeled.class_names) == (3, ('class0', 'class1', 'class2'))
 
 
 @pytest.mark.parametrize('resolution', [8, 4])

@@ -1,11 +1,13 @@
 """Sampling artifacts: fresh-process round trip, the official layout both ways, and refusal of bad artifacts."""
 
+import io
 import json
 import os
 import shutil
 import subprocess
 import sys
 import textwrap
+import zipfile
 
 import jax
 import numpy as np
@@ -148,8 +150,27 @@ def _tamper_names(path):
 def _object_array(path):
   with np.load(path / 'Gs.npz') as npz:
     arrays = dict(npz)
-  arrays['stats/dlatent_avg'] = np.array([{'x': 1}], dtype=object)
+  arrays['stats/dlatent_avg'] = np.array([{'x': 1}] * 16, dtype=object)
   np.savez(path / 'Gs.npz', **arrays)
+
+
+def _nan_weight(path):
+  with np.load(path / 'G.npz') as npz:
+    arrays = dict(npz)
+  arrays['params/mapping/Dense1/weight'][3, :2] = [np.nan, np.inf]
+  np.savez(path / 'G.npz', **arrays)
+
+
+def _huge_members(path, name, shape=(16384, 16384)):
+  """Gs.npz with member `name` declaring a 1-GiB float32 array (its header only: a few hundred bytes)."""
+  with np.load(path / 'Gs.npz') as npz:
+    arrays = dict(npz)
+  arrays.pop(name, None)
+  np.savez(path / 'Gs.npz', **arrays)
+  header = io.BytesIO()
+  np.lib.format.write_array_header_1_0(header, {'descr': '<f4', 'fortran_order': False, 'shape': shape})
+  with zipfile.ZipFile(path / 'Gs.npz', 'a') as zf:
+    zf.writestr(name + '.npy', header.getvalue())
 
 
 BAD_ARTIFACTS = {
@@ -160,9 +181,17 @@ BAD_ARTIFACTS = {
     'no Gs': (lambda p: _tamper_manifest(p, networks=['G', 'D']), r'networks must list Gs'),
     'bad config': (lambda p: _tamper_manifest(p, network_config={'resolution': 48}),
                    r'bad network_config.*power of two'),
+    'huge resolution': (lambda p: _tamper_manifest(p, network_config={**TINY.to_dict(), 'resolution': 2 ** 40}),
+                        r'resolution must be a power of two from 4 to 16384, got 1099511627776'),
+    'fmap_decay null': (lambda p: _tamper_manifest(p, network_config={**TINY.to_dict(), 'fmap_decay': None}),
+                        r'fmap_decay must be a number from 0 to 10, got None'),
     'missing npz': (lambda p: (p / 'G.npz').unlink(), r'lists G but G.npz is missing'),
     'truncated npz': (lambda p: (p / 'G.npz').write_bytes((p / 'G.npz').read_bytes()[:1000]), r'not a readable npz'),
-    'pickled array': (_object_array, r'Gs.npz is not a readable npz.*allow_pickle'),
+    'pickled array': (_object_array, r'Gs.npz: .*stats/dlatent_avg has dtype object, expected float32'),
+    'NaN weight': (_nan_weight, r'G.npz: .*params/mapping/Dense1/weight holds 2 non-finite values \(NaN or Inf\)'),
+    'huge member': (lambda p: _huge_members(p, 'params/mapping/Dense0/weight'),
+                    r'params/mapping/Dense0/weight has shape \[16384, 16384\], expected \[16, 16\]'),
+    'huge extra member': (lambda p: _huge_members(p, 'params/extra'), r'unexpected params/extra \[16384, 16384\]'),
     'tampered shape': (_tamper_shape, r'params/synthesis/8x8/Conv1/weight has shape \[3, 3, 16, 15\], expected '
                                       r"\[3, 3, 16, 16\]"),
     'renamed variable': (_tamper_names, r'D.npz: .*missing params/16x16/Conv0/bias \[8\]; '

@@ -101,3 +101,55 @@ def test_official_round_trip_keeps_every_array(golden_dir, tmp_path):
     assert set(written[net].variables) == set(original[net].variables)
     for name, value in original[net].variables.items():
       np.testing.assert_array_equal(written[net].variables[name], value)
+
+
+class _HugeArray:
+  """Pickles as numpy's `_reconstruct(ndarray, (2**42,), 'b')`: a 4-TiB allocation before any check could run."""
+
+  def __reduce__(self):
+    return official._numpy_global('_reconstruct'), (np.ndarray, (2 ** 42,), b'b')
+
+
+def _set_state(i, key, value):
+  return lambda nets: nets[i].__dict__.__setitem__(key, value)
+
+
+def _all_kwargs(key, value):
+  def mutate(nets):
+    for net in nets:
+      for n in (net, *net.components.values()):
+        n.static_kwargs[key] = value
+  return mutate
+
+
+def _nan_weight(nets):
+  synthesis = nets[2].components['synthesis']
+  name, value = synthesis.variables[3]
+  synthesis.variables[3] = (name, np.full_like(value, np.nan))
+
+
+MALFORMED = {
+    'version None': (_set_state(0, 'version', None), r'G: version must be an integer, got None'),
+    'variables None': (_set_state(1, 'variables', None),
+                       r'D: variables must be a list of \(name, array\), got NoneType'),
+    'components list': (_set_state(0, 'components', [1]), r'G: components must be a dict, got list'),
+    'static_kwargs list': (_set_state(1, 'static_kwargs', [1]), r'D: static_kwargs must be a dict, got list'),
+    'component cycle': (lambda nets: nets[0].components.__setitem__('synthesis', nets[0]),
+                        r'G/synthesis: a component refers back to G'),
+    'resolution None': (_all_kwargs('resolution', None),
+                        r'resolution must be a power of two from 4 to 16384, got None'),
+    'huge array': (lambda nets: nets[1].variables.append(('huge', _HugeArray())),
+                   r'numpy _reconstruct of shape \(4398046511104,\)'),
+    'NaN weight': (_nan_weight, r'Gs: variable synthesis/noise2 holds 64 non-finite values \(NaN or Inf\)'),
+}
+
+
+@pytest.mark.parametrize('case', MALFORMED)
+def test_malformed_pickles_are_named(nets, case):
+  mutate, message = MALFORMED[case]
+  mutate(nets)
+  buf = io.BytesIO()
+  official._OfficialPickler(buf, protocol=4).dump(tuple(nets))
+  buf.seek(0)
+  with pytest.raises(official.OfficialPickleError, match=message):
+    official.load_official(buf)

@@ -143,8 +143,8 @@ def test_parse_seeds_and_labels():
     with pytest.raises(Exception, match='seeds'):
       sample.parse_seeds(bad)
   assert sample.parse_labels('3') == 3
-  assert sample.parse_labels('0,2').tolist() == [0, 2]
-  assert sample.parse_labels('0.5,0,0.5').dtype == np.float32
+  assert sample.parse_labels('0,2') == [0, 2]
+  assert sample.parse_label_vector('0.5,0,0.5').tolist() == [0.5, 0, 0.5]
 
 
 def test_cli_generate(official_sampler, golden_dir, tmp_path, capsys):

@@ -49,6 +49,7 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.train = ml_collections.ConfigDict(dict(
       total_kimg=100.0,
+      adam_epsilon_form='tf',     # Adam's eps as TF adds it (train_state.adam); 'optax': optax.scale_by_adam
       G_smoothing_kimg=2.5,       # Gs half-life in kimg (official: 10, for runs of 25000 kimg)
       dlatent_avg_beta=0.995,
       style_mixing_prob=0.9,

@@ -1,7 +1,8 @@
 """The official StyleGAN training setups (NVlabs/stylegan train.py, training_loop.py; spec §5).
 
 `official_config` gives the networks at their official defaults (26.2M-parameter G at 1024²), the official
-schedule for a number of GPUs, logistic loss with R1 (gamma 10), Gs half-life 10 kimg, style mixing 0.9.
+schedule for a number of GPUs, logistic loss with R1 (gamma 10), Gs half-life 10 kimg, style mixing 0.9, TF's Adam
+(beta1 0, beta2 0.99, eps 1e-8).
 The per-dataset files (ffhq1024.py, ...) call it.
 """
 
@@ -33,8 +34,9 @@ def official_config(resolution: int, *, num_gpus: int = 8, total_kimg: float = 2
       D_lrate_dict={str(k): v for k, v in LRATE.items()}, tick_kimg_base=160.0,
       tick_kimg_dict={str(k): float(v) for k, v in TICK_KIMG.items()})
   # A checkpoint every 100 kimg (about an hour of 8-GPU work at 1024^2; official network snapshots: 10 ticks).
-  config.train.update(total_kimg=float(total_kimg), mirror_augment=mirror_augment, grid_size=(8, 4),
-                      checkpoint_kimg=100.0)
+  config.loss.update(type='logistic_r1', r1_gamma=10.0)
+  config.train.update(total_kimg=float(total_kimg), mirror_augment=mirror_augment, G_smoothing_kimg=10.0,
+                      adam_epsilon_form='tf', grid_size=(8, 4), checkpoint_kimg=100.0)
   # fid50k as NVIDIA's train.py: at every network snapshot (10 ticks: 10 x the final resolution's tick) and at the
   # end, on full-resolution images. It needs the FID Inception weights: --config.metrics.inception_path=FILE
   # (training refuses to start without them; --config.metrics.names="()" trains without metrics).

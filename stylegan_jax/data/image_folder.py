@@ -2,7 +2,11 @@
 
 Files are found recursively (extensions matched case-insensitively; hidden
 files and folders skipped; other files ignored) and ordered by relative path.
-Each is converted by `images.load_image` (crop/letterbox, channel policy).
+Symbolic links are followed, each real folder and file once (by device and
+inode, under its first path in sorted order), so a link loop cannot repeat the
+dataset; a dangling or looping file link is a bad file, and a folder that
+cannot be read is reported with the bad files. Each image is converted by
+`images.load_image` (crop/letterbox, channel policy).
 
 Labels (`labels`):
   'none'        unlabeled.
@@ -43,22 +47,50 @@ def config_name(folder_name: str, resolution: int, num_channels: int, crop: str,
   return f'{folder}-{resolution}px-{num_channels}ch-{crop}-{tag}'
 
 
-def find_images(source_dir: str) -> list[str]:
-  """Sorted relative paths ('/'-separated) of the image files under source_dir."""
+def _relative(path: str, source_dir: str) -> str:
+  return os.path.normpath(os.path.relpath(path, source_dir)).replace(os.sep, '/')
+
+
+def _identity(path: str):
+  """(st_dev, st_ino) of what `path` points to, or the path itself when it cannot be resolved (a bad file)."""
+  try:
+    st = os.stat(path)
+  except OSError:
+    return path
+  return st.st_dev, st.st_ino
+
+
+def find_images(source_dir: str) -> tuple[list[str], list[tuple[str, str]]]:
+  """(sorted relative paths ('/'-separated) of the image files under source_dir, [(relative folder, reason)]
+  of the folders that could not be read). Each real folder and file is taken once (see the module doc)."""
   if not os.path.exists(source_dir):
     raise FileNotFoundError(f'image folder {source_dir!r} does not exist')
   if not os.path.isdir(source_dir):
     raise NotADirectoryError(f'image folder {source_dir!r} is not a directory')
-  found = []
-  for root, dirs, files in os.walk(source_dir, followlinks=True):
-    dirs[:] = [d for d in dirs if not d.startswith('.')]
-    rel_root = os.path.relpath(root, source_dir)
-    for f in files:
-      if not f.startswith('.') and f.lower().endswith(EXTENSIONS):
-        found.append(os.path.normpath(os.path.join(rel_root, f)).replace(os.sep, '/'))
+  unreadable = []
+
+  def report(error: OSError):
+    unreadable.append((_relative(error.filename, source_dir),
+                       f'cannot read folder: [Errno {error.errno}] {error.strerror}'))
+
+  found, folders_seen = [], set()
+  for root, dirs, files in os.walk(source_dir, followlinks=True, onerror=report):
+    folder = _identity(root)
+    dirs[:] = [] if folder in folders_seen else sorted(d for d in dirs if not d.startswith('.'))
+    if folder in folders_seen:
+      continue
+    folders_seen.add(folder)
+    found += [_relative(os.path.join(root, f), source_dir) for f in files
+              if not f.startswith('.') and f.lower().endswith(EXTENSIONS)]
   if not found:
     raise DataError(f'no image files ({"/".join(EXTENSIONS)}) under {source_dir!r}')
-  return sorted(found)
+  paths, files_seen = [], set()
+  for path in sorted(found):
+    file = _identity(os.path.join(source_dir, path))
+    if file not in files_seen:
+      files_seen.add(file)
+      paths.append(path)
+  return paths, unreadable
 
 
 def read_labels_file(path: str) -> dict[str, str]:
@@ -93,7 +125,7 @@ class ImageFolder(LevelsBuilder, skip_registration=True):
   def _source(self) -> Source:
     config = self.builder_config
     source_dir = os.path.abspath(config.source_dir)
-    paths = find_images(source_dir)
+    paths, unreadable = find_images(source_dir)
     bad = []
     if config.labels == 'none':
       labels = {p: None for p in paths}
@@ -117,6 +149,6 @@ class ImageFolder(LevelsBuilder, skip_registration=True):
     # Keys (in reports) and payloads are the full paths.
     items = [(os.path.join(source_dir, p), labels[p], os.path.join(source_dir, p))
              for p in paths if p in labels]
-    bad = [(os.path.join(source_dir, p), reason) for p, reason in bad]
+    bad = [(os.path.join(source_dir, p), reason) for p, reason in unreadable + bad]
     return Source(items=items, loader=loader, label_names=label_names, bad=bad,
                   metadata={'source_dir': source_dir, 'labels': config.labels, 'crop': config.crop})

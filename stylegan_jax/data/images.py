@@ -3,7 +3,9 @@
 The conversion policy, applied in this order:
 
 1. The file is decoded completely (`Image.load()`), so truncated and corrupt
-   files fail here, at prepare time. Multi-frame files (GIF, animated WebP)
+   files fail here, at prepare time. Files that cannot be read (dangling or
+   looping symlinks) and images of more than MAX_PIXELS pixels (PIL's
+   decompression-bomb limit, read from the header) are bad files. Multi-frame files (GIF, animated WebP)
    use their first frame. EXIF orientation is applied.
 2. Mode: alpha (RGBA, LA, palette or gray/RGB with a transparency key) is
    composited on black, i.e. premultiplied: `round(c * a / 255)`; transparent
@@ -34,6 +36,10 @@ from stylegan_jax import errors
 
 CROPS = ('center', 'letterbox')
 EXTENSIONS = ('.png', '.jpg', '.jpeg', '.webp')
+# Larger images are bad files (checked from the header, before decoding): PIL's decompression-bomb limit, which
+# bounds a worker's memory to about 4 bytes per pixel of it (~360 MB) plus the conversions' row chunks.
+MAX_PIXELS = Image.MAX_IMAGE_PIXELS
+_ROWS = 256  # rows composited at a time
 
 
 class BadImageError(errors.UserError, ValueError):
@@ -47,13 +53,19 @@ def load_image(source: str | os.PathLike | bytes, *, resolution: int, num_channe
     raise ValueError(f'crop must be one of {CROPS}, got {crop!r}')
   if num_channels not in (1, 3):
     raise ValueError(f'num_channels must be 1 or 3, got {num_channels}')
-  size = len(source) if isinstance(source, bytes) else os.path.getsize(source)
+  try:
+    size = len(source) if isinstance(source, bytes) else os.path.getsize(source)
+  except OSError as e:  # a dangling or looping symlink, a file gone or unreadable
+    raise BadImageError(f'cannot read: [Errno {e.errno}] {e.strerror}') from e
   if not size:
     raise BadImageError('empty file (0 bytes)')
   try:
     with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as img:
+      if img.width * img.height > MAX_PIXELS:
+        raise BadImageError(f'image is {img.width}x{img.height} = {img.width * img.height} pixels, more than the '
+                            f'limit of {MAX_PIXELS} (PIL\'s decompression-bomb limit): downscale it first')
       img.load()
-      img = ImageOps.exif_transpose(img)
+      ImageOps.exif_transpose(img, in_place=True)
       array = _to_uint8(img)
   except BadImageError:
     raise
@@ -72,10 +84,13 @@ def _to_uint8(img: Image.Image) -> np.ndarray:
   if img.mode == 'F':
     raise BadImageError('unsupported float image (mode F)')
   has_alpha = 'A' in img.getbands() or 'transparency' in img.info
-  if has_alpha:
-    rgba = np.asarray(img.convert('RGBA'), dtype=np.float64)
-    rgb = np.rint(rgba[..., :3] * (rgba[..., 3:] / 255.0))
-    return rgb.astype(np.uint8)
+  if has_alpha:  # round(c * a / 255) = (c * a + 127) // 255 exactly (c * a is an integer), in uint16 row chunks
+    rgba = np.asarray(img if img.mode == 'RGBA' else img.convert('RGBA'))
+    rgb = np.empty(rgba.shape[:2] + (3,), np.uint8)
+    for top in range(0, rgba.shape[0], _ROWS):
+      chunk = rgba[top:top + _ROWS].astype(np.uint16)
+      rgb[top:top + _ROWS] = (chunk[..., :3] * chunk[..., 3:] + 127) // 255
+    return rgb
   if img.mode in ('1', 'L'):
     return np.asarray(img.convert('L'))[..., None]
   return np.asarray(img.convert('RGB'))
