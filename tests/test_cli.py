@@ -328,3 +328,17 @@ def test_the_dispatcher_and_prepare_import_neither_jax_nor_tensorflow():
           'import stylegan_jax.data.prepare; heavy = {"jax", "tensorflow"} & set(sys.modules); '
           'assert not heavy, heavy')
   subprocess.run([sys.executable, '-c', code], check=True, env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=60)
+
+
+def test_prepare_summary_with_a_config_says_what_that_config_trains(tmp_path, capsys):
+  """Labelled data prepared for an unconditional config (the quickstart's case) must not promise a conditional
+  model; without --config the dataset's own classes decide."""
+  make_folder(tmp_path / 'pets', 6, 16, classes=('cat', 'dog', 'fox'))
+  prepared(tmp_path, 'pets', resolution=8, labels='subfolders')
+  assert 'Training on it: a 8x8 RGB StyleGAN conditioned on the 3 classes.' in capsys.readouterr().out
+  assert prepare.main([f'--source_dir={tmp_path / "pets"}', '--name=image_folder', '--resolution=8',
+                       '--num_channels=3', '--labels=subfolders', f'--data_dir={tmp_path / "data"}',
+                       '--config=smoke']) == 0
+  out = capsys.readouterr().out
+  assert 'Training with --config=smoke: a 8x8 RGB StyleGAN, unconditional' in out
+  assert 'stylegan-jax train --config=smoke --workdir=' in out and 'conditioned' not in out

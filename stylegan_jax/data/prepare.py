@@ -96,8 +96,8 @@ def data_config(args: argparse.Namespace):
   return config
 
 
-def summary(config, builder: tfds.core.DatasetBuilder, seconds: float) -> str:
-  """What was prepared, its classes, and what training on it will use."""
+def summary(config, builder: tfds.core.DatasetBuilder, seconds: float, config_spec: str | None = None) -> str:
+  """What was prepared, its classes, and what training on it will use (with `config_spec`: that config)."""
   splits = builder.info.splits
   path = os.path.relpath(builder.data_dir)
   path = builder.data_dir if path.startswith('..') else path
@@ -110,14 +110,22 @@ def summary(config, builder: tfds.core.DatasetBuilder, seconds: float) -> str:
     counts = builder.info.metadata.get('class_counts') or [None] * len(names)
     lines.append(f'{len(names)} classes: ' + ', '.join(name if n is None else f'{name} ({n})'
                                                          for name, n in zip(names, counts)))
-    lines.append(f'Training on it: a {kind} StyleGAN conditioned on the {len(names)} classes.')
+    training = f'a {kind} StyleGAN conditioned on the {len(names)} classes'
   else:
     hint = (' (--labels=subfolders makes the first sub-folder the class)'
             if config_lib.kind(config) == config_lib.IMAGE_FOLDER else '')
-    lines.append(f'No classes{hint}. Training on it: an unconditional {kind} StyleGAN.')
-  workdir = os.path.join('workdir', config_lib.folder_name(config) if config_lib.kind(config) ==
-                         config_lib.IMAGE_FOLDER else config.name.replace('/', '_'))
-  lines.append(f'  stylegan-jax train --data={path} --workdir={workdir}')
+    lines.append(f'No classes{hint}.')
+    training = f'an unconditional {kind} StyleGAN'
+  if config_spec:  # the config decides: e.g. the quickstart trains unconditionally on labelled Fashion-MNIST
+    label_size = configs.load_config(config_spec).model.label_size
+    lines.append(f'Training with --config={config_spec}: a {kind} StyleGAN, ' +
+                 (f'conditioned on {label_size} classes.' if label_size else 'unconditional (its model.label_size is 0).'))
+    lines.append(f'  stylegan-jax train --config={config_spec} --workdir=workdir/{config_spec.split(":")[0]}')
+  else:
+    lines.append(f'Training on it: {training}.')
+    workdir = os.path.join('workdir', config_lib.folder_name(config) if config_lib.kind(config) ==
+                           config_lib.IMAGE_FOLDER else config.name.replace('/', '_'))
+    lines.append(f'  stylegan-jax train --data={path} --workdir={workdir}')
   return '\n'.join(lines)
 
 
@@ -127,7 +135,7 @@ def _main(argv: list[str]) -> None:
   config = data_config(args)
   start = time.time()
   builder = prepare(config, strict=args.strict, overwrite=args.overwrite, num_workers=args.num_workers)
-  print(summary(config, builder, time.time() - start))
+  print(summary(config, builder, time.time() - start, args.config))
 
 
 def main(argv: list[str] | None = None) -> int:
