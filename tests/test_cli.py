@@ -90,7 +90,7 @@ def test_help_lists_commands_and_each_command_its_flags(capsys):
     (['train', '--config=smoke', '--workdir=w', '--bogus=1'], "'bogus'"),
     (['sample', 'generate', '--network=x', '--seeds=1', '--bogus'], '--bogus'),
     (['export', '--out=x', '--bogus'], '--bogus'),
-    (['sample', 'generate', '--network=x', '--seeds=1', '--psi=abc'], "--psi: invalid float value: 'abc'"),
+    (['sample', 'generate', '--network=x', '--seeds=1', '--psi=abc'], "--psi: expected a finite number, got 'abc'"),
     (['sample', 'generate', '--network=x', '--seeds=1-x'], "ranges a-b, got '1-x'"),
     (['train', '--config=nonexistent', '--workdir=w'], 'neither a shipped config'),
     (['train', '--workdir=w'], 'pass --config'),
