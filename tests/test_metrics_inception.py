@@ -5,6 +5,7 @@ checks, and (optional, with torch + pytorch-fid) features equal to pytorch-fid's
 import hashlib
 import math
 
+import jax
 import numpy as np
 import pytest
 
@@ -265,3 +266,25 @@ def test_features_equal_pytorch_fid(weights_file, net):
   with torch.no_grad():
     ref = models[False](torch.from_numpy((resized - 128) / 128).permute(0, 3, 1, 2).float())[0][:, :, 0, 0].numpy()
   np.testing.assert_allclose(np.asarray(net(GRAY)), ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
+
+
+def test_fid_kid_and_pr_through_the_registry(net, fashion_mnist_data_dir, tmp_path):
+  """The inception metrics end to end: Gs fakes and the dataset's reals through the loaded Inception (random
+  weights: the checksum check is the loader's, tested above), the reals' statistics cached and reused."""
+  from stylegan_jax import networks  # noqa: PLC0415
+  from stylegan_jax.configs import smoke  # noqa: PLC0415
+  from stylegan_jax.metrics import registry  # noqa: PLC0415
+  from stylegan_jax.network_config import NetworkConfig  # noqa: PLC0415
+  config = smoke.get_config()
+  config.data.data_dir = fashion_mnist_data_dir
+  config.metrics.cache_dir = str(tmp_path)
+  model = NetworkConfig.from_dict(config.model)
+  gs = networks.Generator(model).init(jax.random.PRNGKey(0), np.zeros((1, model.latent_size), np.float32), None)
+  evaluator = registry.Evaluator(config, feature_nets={'inception': net})
+  results = evaluator.evaluate(gs, ['fid6', 'pr6'])
+  assert set(results) == {'fid6', 'pr6_precision', 'pr6_recall'}
+  assert np.isfinite(results['fid6']) and results['fid6'] > 0
+  assert 0 <= results['pr6_precision'] <= 1 and 0 <= results['pr6_recall'] <= 1
+  cached = evaluator.evaluate(gs, ['fid6'])  # the reals' statistics now come from the cache
+  assert cached['fid6'] == pytest.approx(results['fid6'], rel=1e-5)
+  assert len(list((tmp_path / 'real_stats').iterdir())) == 1
