@@ -102,7 +102,7 @@ def test_unknown_keys_are_named():
   with config.unlocked():
     del config.train['r1_gama']
     config.extra = ml_collections.ConfigDict({'x': 1})
-  with pytest.raises(errors.UsageError, match='unknown config key extra: the config has data, loss, model'):
+  with pytest.raises(errors.UsageError, match='unknown config key extra: the config has data, loss, metrics, model'):
     config_validation.validate(config)
   config_validation.check_override_keys(['--config.schedule.minibatch_dict.64=16', '--config.seed=3', '--workdir=x'])
   with pytest.raises(errors.UsageError) as raised:
@@ -174,7 +174,7 @@ def test_unknown_override_is_one_line(tmp_path):
   assert done.returncode == 2
   assert done.stderr.strip().splitlines() == [
       'error: unknown config key train.r1_gama: did you mean loss.r1_gamma? train has G_smoothing_kimg, '
-      'checkpoint_kimg, checkpoints_to_keep, dlatent_avg_beta, grid_seed, grid_size, image_snapshot_ticks, '
+      'adam_epsilon_form, checkpoint_kimg, checkpoints_to_keep, dlatent_avg_beta, grid_seed, grid_size, image_snapshot_ticks, '
       'mirror_augment, style_mixing_prob, total_kimg']
   assert list(tmp_path.iterdir()) == []
 

@@ -117,7 +117,7 @@ def summary(config, builder: tfds.core.DatasetBuilder, seconds: float, config_sp
     lines.append(f'No classes{hint}.')
     training = f'an unconditional {kind} StyleGAN'
   if config_spec:  # the config decides: e.g. the quickstart trains unconditionally on labelled Fashion-MNIST
-    label_size = configs.load_config(config_spec).model.label_size
+    label_size = configs.load_config(config_spec).get('model', {}).get('label_size', 0)  # a data-only file: 0
     lines.append(f'Training with --config={config_spec}: a {kind} StyleGAN, ' +
                  (f'conditioned on {label_size} classes.' if label_size else 'unconditional (its model.label_size is 0).'))
     lines.append(f'  stylegan-jax train --config={config_spec} --workdir=workdir/{config_spec.split(":")[0]}')
