@@ -22,6 +22,8 @@ COMMANDS = {
                'images and the paper figures (generate, style-mixing, truncation, noise, interpolate)'),
     'export': ('stylegan_jax.sample:export_main',
                'convert between artifacts, official network pickles and training checkpoints'),
+    'project': ('stylegan_jax.project:main',
+                'find the dlatents that reproduce images (StyleGAN2 projector), for editing and evaluation'),
     'sweep': ('stylegan_jax.sweeps.main:main',
               'hyperparameter sweeps: run trials here, write a SLURM array or a command list, rank the trials'),
 }
