@@ -22,6 +22,9 @@ COMMANDS = {
                'images and the paper figures (generate, style-mixing, truncation, noise, interpolate)'),
     'export': ('stylegan_jax.sample:export_main',
                'convert between artifacts, official network pickles and training checkpoints'),
+    'metrics': ('stylegan_jax.metrics.main:main',
+                'quality metrics (domain FD/KID/coverage, FID/KID/precision-recall, separability) of a run, artifact or '
+                'pickle; train the domain classifier; the calibration table'),
     'project': ('stylegan_jax.project:main',
                 'find the dlatents that reproduce images (StyleGAN2 projector), for editing and evaluation'),
     'sweep': ('stylegan_jax.sweeps.main:main',

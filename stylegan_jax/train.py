@@ -5,6 +5,9 @@ rates; the stage's compiled step pair runs one D step (with R1/GP and the Gs upd
 reset when floor(lod) or ceil(lod) changes. Every tick (tick_kimg) metrics are logged; every
 `image_snapshot_ticks` ticks, and at each stage's end, a PNG grid of Gs samples of fixed latents is written.
 
+Metrics (stylegan_jax/metrics, config.metrics) are evaluated on Gs every `interval_kimg`, at each stage's end and
+at the end, and logged like the losses.
+
 Checkpoints (checkpoint.py: the TrainState and the LoopState) are saved every `checkpoint_kimg`, at each stage's
 end, at the end, and at the step after a SIGTERM/SIGINT (preemption.py), which then ends the run. `train` on a
 workdir with a checkpoint continues from it exactly: the same batches, random numbers, Adam states, ticks and
@@ -24,6 +27,7 @@ import numpy as np
 
 from stylegan_jax import (checkpoint, config_validation, input_pipeline, networks, preemption, progress, sampling,
                           schedule, steps, train_state)
+from stylegan_jax.metrics.training import TrainingMetrics
 from stylegan_jax.network_config import NetworkConfig
 from stylegan_jax.run_log import RunLog
 
@@ -102,6 +106,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, allow_config_chang
   config_validation.validate(config, num_devices=mesh.devices.size)
   model = NetworkConfig.from_dict(config.model)
   config_validation.check_dataset(model, input_pipeline.create_dataset_info(config.data))
+  evaluation = TrainingMetrics(config)  # checks the metrics (names, weights, classifier) before training starts
   is_main = jax.process_index() == 0
   total_nimg = int(config.train.total_kimg * 1000)
   checkpoint_nimg = round(config.train.checkpoint_kimg * 1000)
@@ -228,6 +233,10 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, allow_config_chang
           log_tick(sched, closes=tick_done)
         if stage_end or loop.nimg >= total_nimg:
           snapshot(f'stage{loop.stage:04d}-end', 'samples/stage_ends', sched)
+        if record := evaluation(state.Gs, loop.nimg, sched.minibatch, lod=sched.lod, resolution=sched.resolution,
+                                stage_end=stage_end, run_end=loop.nimg >= total_nimg):
+          log.write(loop.nimg, record)
+          timer = (timer[0] + record['metrics_sec'], timer[1])  # keep evaluation out of img/s
         reason = ('signal' if stop.requested() else 'end' if loop.nimg >= total_nimg else
                   'stage_end' if stage_end else
                   'interval' if _crossed(loop.nimg, sched.minibatch, checkpoint_nimg) else None)

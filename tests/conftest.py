@@ -21,3 +21,19 @@ def golden_dir() -> pathlib.Path:
   path = GOLDEN / 'sg1_small32'
   assert path.is_dir(), f'golden reference data not found at {path} (set STYLEGAN_SHARED to the shared/ folder)'
   return path
+
+
+FASHION_MNIST = pathlib.Path('/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz')
+
+
+@pytest.fixture(scope='session')
+def fashion_mnist_data_dir(tmp_path_factory) -> str:
+  """A data_dir with Fashion-MNIST prepared (32x32x1, all levels), once per session."""
+  if not FASHION_MNIST.exists():
+    pytest.skip('Debian package dataset-fashion-mnist is not installed (run.sh installs it)')
+  from stylegan_jax.configs import default
+  from stylegan_jax.data import prepare
+  config = default.get_config()
+  config.data.data_dir = str(tmp_path_factory.mktemp('fashion_mnist_data'))
+  prepare.prepare(config.data)
+  return config.data.data_dir

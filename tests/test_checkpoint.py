@@ -28,10 +28,8 @@ from PIL import Image
 
 from stylegan_jax.configs import smoke
 from stylegan_jax import checkpoint, export, input_pipeline, sample, sampling, steps, train
-from stylegan_jax.data import prepare
 from stylegan_jax.network_config import NetworkConfig
 
-FMNIST = pathlib.Path('/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz')
 REPO = pathlib.Path(__file__).resolve().parents[1]
 TRAIN = dict(total_kimg=0.192, checkpoints_to_keep=100)  # every checkpoint kept
 FLAGS = [f'--config.train.{k}={v}' for k, v in TRAIN.items()]
@@ -40,13 +38,8 @@ TIME_KEYS = ('time', 'img_per_sec', 'sec_per_kimg', 'compile_sec')
 
 
 @pytest.fixture(scope='module')
-def data_dir(tmp_path_factory):
-  if not FMNIST.exists():
-    pytest.skip('Debian package dataset-fashion-mnist is not installed (run.sh installs it)')
-  config = smoke.get_config()
-  config.data.data_dir = str(tmp_path_factory.mktemp('data'))
-  prepare.prepare(config.data)
-  return config.data.data_dir
+def data_dir(fashion_mnist_data_dir):
+  return fashion_mnist_data_dir
 
 
 @pytest.fixture(scope='module')

@@ -1,7 +1,6 @@
 """End to end: the smoke config grows 8x8 -> 16x16 -> 32x32 on Fashion-MNIST, logging and writing grids."""
 
 import json
-import pathlib
 
 import jax
 import numpy as np
@@ -10,18 +9,12 @@ from PIL import Image
 
 from stylegan_jax.configs import smoke
 from stylegan_jax import train
-from stylegan_jax.data import prepare
-
-FMNIST = pathlib.Path('/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz')
 
 
 @pytest.fixture(scope='module')
-def config(tmp_path_factory):
-  if not FMNIST.exists():
-    pytest.skip('Debian package dataset-fashion-mnist is not installed (run.sh installs it)')
+def config(fashion_mnist_data_dir):
   config = smoke.get_config()
-  config.data.data_dir = str(tmp_path_factory.mktemp('data'))
-  prepare.prepare(config.data)
+  config.data.data_dir = fashion_mnist_data_dir
   return config
 
 

@@ -8,7 +8,7 @@ Expected: grows 8x8 -> 16x16 -> 32x32 and reaches 100 kimg in 27 minutes on 2 CP
           boots, pullovers, shirts, trousers, dresses and bags (README, "Quickstart result").
 
 This file also defines every config key (the other configs start from it): `model` (NetworkConfig fields),
-`data` (stylegan_jax/data/config.py), `schedule` (schedule.training_schedule arguments), `loss`, `train`.
+`data` (stylegan_jax/data/config.py), `schedule` (schedule.training_schedule arguments), `loss`, `train`, `metrics`.
 Resuming a run refuses changed keys other than checkpoint.SAFE_CHANGES (see stylegan_jax/checkpoint.py).
 """
 
@@ -58,4 +58,23 @@ def get_config() -> ml_collections.ConfigDict:
       grid_seed=123,
       checkpoint_kimg=5.0,        # a checkpoint every 5 kimg (~1.5 min here), plus at each stage end and the end
       checkpoints_to_keep=3))     # the newest 3 are kept, and every stage-end checkpoint (checkpoint.py)
+
+  # Evaluation during training (stylegan_jax/metrics/registry.py): metric names are KIND[COUNT[k]] with KIND fid,
+  # kid, pr (need inception_path), fd_domain, kid_domain, pr_domain, coverage or ls_domain (the project's domain
+  # classifier, trained on first use); a name without COUNT uses num_images generated images. They run on Gs
+  # every interval_kimg (0: never), at the end of each stage (at_stage_end) and at the end of the run; with
+  # at_stage_resolution at the stage's resolution and lod against the dataset's level of that resolution (else at
+  # full resolution, as the official code), and are logged to metrics.jsonl and TensorBoard under their names
+  # (fd_domain, coverage_classes, ...). Here: the domain FD and class coverage of
+  # 5000 images at each stage's end (about 20 s each on 2 CPU cores).
+  config.metrics = ml_collections.ConfigDict(dict(
+      names=('fd_domain', 'coverage'),
+      num_images=5000,
+      interval_kimg=0.0,
+      at_stage_end=True,
+      at_stage_resolution=True,
+      seed=0,                     # latents and noise of the evaluated images (the same at every evaluation)
+      cache_dir='',               # classifiers and real statistics; '' = $STYLEGAN_JAX_CACHE or ~/.cache/stylegan-jax
+      classifier_steps=1000,      # training steps of the domain classifier (batch 128; a few minutes on a CPU)
+      inception_path=''))         # the FID Inception-v3 weights file, for fid/kid/pr
   return config

@@ -35,4 +35,9 @@ def official_config(resolution: int, *, num_gpus: int = 8, total_kimg: float = 2
   # A checkpoint every 100 kimg (about an hour of 8-GPU work at 1024^2; official network snapshots: 10 ticks).
   config.train.update(total_kimg=float(total_kimg), mirror_augment=mirror_augment, grid_size=(8, 4),
                       checkpoint_kimg=100.0)
+  # fid50k as NVIDIA's train.py: at every network snapshot (10 ticks: 10 x the final resolution's tick) and at the
+  # end, on full-resolution images. It needs the FID Inception weights: --config.metrics.inception_path=FILE
+  # (training refuses to start without them; --config.metrics.names="()" trains without metrics).
+  config.metrics.update(names=('fid50k',), interval_kimg=10.0 * TICK_KIMG[resolution], at_stage_end=False,
+                        at_stage_resolution=False)
   return config

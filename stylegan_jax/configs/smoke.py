@@ -13,4 +13,6 @@ def get_config():
                       mapping_fmaps=16)
   config.schedule.update(lod_training_kimg=0.064, lod_transition_kimg=0.064, minibatch_base=8, tick_kimg_base=0.064)
   config.train.update(total_kimg=0.32, grid_size=(4, 2), checkpoint_kimg=0.032, checkpoints_to_keep=2)
+  # No metrics by default (the checkpoint tests time their runs); tiny ones when a test lists names.
+  config.metrics.update(names=(), num_images=64, classifier_steps=20)
   return config
