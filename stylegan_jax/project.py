@@ -46,10 +46,17 @@ def image_paths(inputs: Sequence[str]) -> list[str]:
 
 
 def distance_from_args(args) -> projector.Distance:
+  if args.distance != 'lpips' and (args.lpips_vgg16 or args.lpips_heads):
+    raise errors.UsageError(f'{PROG}: --lpips-vgg16/--lpips-heads apply only to --distance=lpips')
+  if args.distance != 'domain' and args.domain_classifier:
+    raise errors.UsageError(f'{PROG}: --domain-classifier applies only to --distance=domain')
   if args.distance == 'pixel':
-    if args.lpips_vgg16 or args.lpips_heads:
-      raise errors.UsageError(f'{PROG}: --lpips-vgg16/--lpips-heads apply only to --distance=lpips')
     return projector.PIXEL
+  if args.distance == 'domain':
+    if not args.domain_classifier:
+      raise errors.UsageError(f'{PROG}: --distance=domain needs --domain-classifier (a trained classifier\'s '
+                              'directory, see stylegan-jax metrics train-classifier)')
+    return projector.domain_distance(args.domain_classifier)
   if not (args.lpips_vgg16 and args.lpips_heads):
     raise errors.UsageError(f'{PROG}: --distance=lpips needs --lpips-vgg16 (torchvision vgg16-397923af.pth) and '
                             '--lpips-heads (the lpips package v0.1 vgg.pth)')
@@ -72,8 +79,11 @@ def _parse_args(argv):
                       help='w: one w for all layers; w+: one per layer (default w+)')
   parser.add_argument('--noise', choices=projector.NOISE, default='optimize',
                       help="optimize the noise maps (StyleGAN2, default) or keep the model's const noise")
-  parser.add_argument('--distance', choices=('pixel', 'lpips'), default='pixel',
-                      help='pixel: mean squared error (default); lpips: LPIPS-VGG16 from the two weight files')
+  parser.add_argument('--distance', choices=('pixel', 'lpips', 'domain'), default='pixel',
+                      help='pixel: mean squared error (default); lpips: LPIPS-VGG16 from the two weight files; '
+                           "domain: the domain classifier's features")
+  parser.add_argument('--domain-classifier', help='a trained domain classifier directory (under '
+                                                  '~/.cache/stylegan-jax/classifiers/)')
   parser.add_argument('--lpips-vgg16', help="torchvision's vgg16-397923af.pth")
   parser.add_argument('--lpips-heads', help="the lpips package's weights/v0.1/vgg.pth")
   parser.add_argument('--steps', type=int, default=1000, help='optimisation steps (default 1000, StyleGAN2)')

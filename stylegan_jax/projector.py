@@ -18,8 +18,9 @@ applied to a StyleGAN v1 generator and run for a batch of images at once, each i
             mean(n * roll(n, 1, x))² + mean(n * roll(n, 1, y))², summed (penalises spatial autocorrelation, so
             noise cannot encode the image).
 
-`distance(a, b) -> [N]` compares float NHWC images in [-1, 1]: `pixel` (MSE), `lpips(...)` (LPIPS-VGG16 from
-user-supplied weights; images over 256² are box-downsampled to 256² first, as StyleGAN2). The optimisation runs
+`distance(a, b) -> [N]` compares float NHWC images in [-1, 1]: `PIXEL` (MSE), `lpips_distance(...)` (LPIPS-VGG16
+from user-supplied weights; images over 256² are box-downsampled to 256² first, as StyleGAN2), `domain_distance(...)`
+(mean squared difference of the domain classifier's 128-d penultimate features, metrics/classifier.py). The optimisation runs
 as one jitted `lax.fori_loop` over `steps_per_call` steps, called repeatedly (progress, animation frames), which
 compiles once per batch shape, distance and schedule.
 
@@ -121,6 +122,31 @@ def lpips_distance(vgg16_path: Union[str, os.PathLike], heads_path: Union[str, o
   from stylegan_jax.metrics import lpips  # noqa: PLC0415
   perceptual = lpips.load(vgg16_path, heads_path)
   return Distance('lpips', _lpips, perceptual.variables)
+
+
+@dataclasses.dataclass(frozen=True)
+class _DomainFeatureDistance:
+  """Mean squared difference of the domain classifier's penultimate features (metrics/classifier.py)."""
+  size: int
+  num_channels: int
+  num_classes: int
+
+  def __call__(self, params, a, b):
+    from stylegan_jax.metrics import classifier  # noqa: PLC0415
+
+    def features(x):  # the classifier takes 0..255 values
+      return classifier.DomainCNN(self.num_classes).apply(
+          {'params': params}, classifier.to_native(x * 127.5 + 127.5, self.size, self.num_channels))[0]
+
+    return jnp.mean(jnp.square(features(a) - features(b)), axis=-1)
+
+
+def domain_distance(classifier_dir: Union[str, os.PathLike]) -> Distance:
+  """The domain classifier's feature distance, from a trained classifier's directory (`stylegan-jax metrics
+  train-classifier` caches it under ~/.cache/stylegan-jax/classifiers/)."""
+  from stylegan_jax.metrics import classifier  # noqa: PLC0415
+  net = classifier.load(classifier_dir)
+  return Distance('domain', _DomainFeatureDistance(net.size, net.num_channels, net.num_classes), net.params)
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -117,3 +117,23 @@ def test_bad_arguments(sampler, targets):
     projector.project(sampler, images, schedule=projector.Schedule(num_steps=30), steps_per_call=20)
   with pytest.raises(ValueError, match='unconditional'):
     projector.project(sampler, images, labels=1)
+
+
+def test_domain_distance_is_the_classifiers_feature_distance(sampler, targets, tmp_path):
+  import jax  # noqa: PLC0415
+  from stylegan_jax.metrics import classifier  # noqa: PLC0415
+  params = classifier.DomainCNN(3).init(jax.random.key(0), np.zeros((1, 32, 32, 1), np.float32))['params']
+  record = dict(format=classifier.FORMAT, format_version=classifier.FORMAT_VERSION, size=32, num_channels=1,
+                num_classes=3, checksum=classifier.checksum(jax.device_get(params)))
+  classifier.save(classifier.DomainClassifier(params, record), tmp_path / 'cls')
+  distance = projector.domain_distance(tmp_path / 'cls')
+  _, images = targets
+  other = images[::-1]
+  features = classifier.load(tmp_path / 'cls')(np.concatenate([images, other]))
+  expected = np.mean((features[:2] - features[2:]) ** 2, axis=-1)
+  as_float = lambda x: np.asarray(x, np.float32) / 127.5 - 1  # noqa: E731
+  np.testing.assert_allclose(distance(as_float(images), as_float(other)), expected, rtol=1e-4, atol=1e-7)
+  np.testing.assert_array_equal(distance(as_float(images), as_float(images)), [0, 0])
+  result = projector.project(sampler, images, distance=distance, schedule=projector.Schedule(num_steps=40),
+                             steps_per_call=10)
+  assert result.history[-1].mean() < result.history[0].mean()
