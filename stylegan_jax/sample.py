@@ -8,6 +8,8 @@
   truncation    the truncation sweep (figure 8)
   noise         noise variation and its per-pixel std (figure 4)
   interpolate   a latent walk through seeds, as .gif or .mp4 (needs ffmpeg)
+  dataset       a synthetic dataset: N images, samples.csv (seed, label, psi, cutoff), a manifest; resumable;
+                --prepare also prepares it for training (see synthetic.py)
   export        (`stylegan-jax export`) official .pkl -> artifact, artifact -> official .pkl, artifact ->
                 artifact (e.g. only Gs), or a training checkpoint (--workdir DIR [--checkpoint STEP]) -> artifact
                 or official .pkl
@@ -19,12 +21,14 @@ import argparse
 import json
 import os
 import sys
+import time
 from typing import Optional, Sequence
 
 import jax
 import numpy as np
+import tqdm
 
-from stylegan_jax import checkpoint, console, errors, export, figures, networks, sampling
+from stylegan_jax import checkpoint, console, errors, export, figures, networks, sampling, synthetic
 from stylegan_jax.network_config import NetworkConfig
 
 # `generate` maps, synthesizes and writes this many batches at a time: bounded host memory for any N.
@@ -133,6 +137,25 @@ def cmd_interpolate(args) -> None:
   print(f'wrote {path} ({len(frames)} frames of {frames.shape[2]}x{frames.shape[1]} at {args.fps:g} fps)')
 
 
+def cmd_dataset(args) -> None:
+  sampler = _sampler(args)
+  options = synthetic.Options(num_images=args.num, first_seed=args.first_seed, psi=args.psi, cutoff=args.cutoff,
+                              noise_mode=args.noise_mode, noise_seed=args.noise_seed,
+                              proportions=None if args.proportions is None else tuple(args.proportions))
+  with tqdm.tqdm(total=args.num, unit='img', file=sys.stderr, dynamic_ncols=True,
+                 disable=not sys.stderr.isatty()) as bar:
+    manifest = synthetic.write(sampler, args.network, args.outdir, options, overwrite=args.overwrite,
+                               progress=bar.update)
+  print(f'wrote {args.num} images to {os.path.join(args.outdir, synthetic.IMAGES)} with {synthetic.SAMPLES} and '
+        f'{synthetic.MANIFEST}')
+  if args.prepare:
+    from stylegan_jax.data import prepare  # noqa: PLC0415 (TensorFlow only when preparing)
+    config = synthetic.data_config(args.outdir, manifest, args.data_dir, args.name)
+    start = time.time()
+    builder = prepare.prepare(config, overwrite=True)  # from the folder as it is now
+    print(prepare.summary(config, builder, time.time() - start))
+
+
 def _load_source(args) -> tuple[export.Artifact, str]:
   """The networks to export and where they come from: --network (an artifact directory or an official .pkl) or
   a checkpoint of --workdir (--checkpoint, default the newest), with metadata kimg and lod."""
@@ -187,14 +210,15 @@ def _parser(prog: str) -> argparse.ArgumentParser:
   parser = console.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   commands = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
 
-  def command(name, func, help_, *, truncation=True, noise_mode='const', noise_seed=True):
+  def command(name, func, help_, *, truncation=True, noise_mode='const', noise_seed=True, labels=True):
     p = commands.add_parser(name, help=help_, description=help_)
     p.set_defaults(func=func)
     p.add_argument('--network', required=True, help='artifact directory or official network pickle (.pkl)')
     p.add_argument('--generator', choices=('Gs', 'G'), default='Gs', help='which generator to sample (default Gs)')
     p.add_argument('--batch-size', type=int, default=8, help='images per compiled batch (default 8)')
-    p.add_argument('--labels', help="conditional models: class id ('3'), one id per image ('0,1,2'), "
-                                    "a label vector ('0.5,0,0.5') or a .npy [N, label_size]")
+    if labels:
+      p.add_argument('--labels', help="conditional models: class id ('3'), one id per image ('0,1,2'), "
+                                      "a label vector ('0.5,0,0.5') or a .npy [N, label_size]")
     if truncation:
       p.add_argument('--psi', type=float, default=1.0, help='truncation psi (default 1 = none; official Gs: 0.7)')
       p.add_argument('--cutoff', type=int, help='truncate layers < cutoff (default all; official Gs: 8)')
@@ -242,6 +266,18 @@ def _parser(prog: str) -> argparse.ArgumentParser:
   p.add_argument('--fps', type=float, default=30.0, help='frames per second (default 30)')
   p.add_argument('--loop', action='store_true', help='walk back to the first seed')
   p.add_argument('--out', default='interpolation.gif', help='.gif, or .mp4 with ffmpeg on PATH (default interpolation.gif)')
+
+  p = command('dataset', cmd_dataset, 'a synthetic dataset: N images as PNGs + samples.csv, optionally prepared',
+              noise_mode='random', labels=False)
+  p.add_argument('--num', type=int, required=True, help='number of images (seeds --first-seed ...)')
+  p.add_argument('--outdir', required=True, help='output directory (rerun to resume an interrupted run)')
+  p.add_argument('--first-seed', type=int, default=0, help='seed of the first image (default 0)')
+  p.add_argument('--proportions', type=parse_floats,
+                 help="conditional models: class proportions, e.g. '2,1,1' (default balanced)")
+  p.add_argument('--prepare', action='store_true', help='also prepare it as an image-folder dataset for training')
+  p.add_argument('--data-dir', default='data', help='with --prepare: where prepared datasets go (default data/)')
+  p.add_argument('--name', default='', help="with --prepare: the prepared dataset's name (default the outdir's)")
+  p.add_argument('--overwrite', action='store_true', help='replace a dataset with other options in --outdir')
 
   p = commands.add_parser('export', help='convert between artifacts, official network pickles and checkpoints',
                           description='Reads --network (artifact directory or official .pkl) or a checkpoint of a '

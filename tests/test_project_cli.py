@@ -5,9 +5,10 @@ import json
 import numpy as np
 import pytest
 
+from conftest import GOLDEN as GOLDEN_DIR
 from stylegan_jax import cli, sampling
 
-GOLDEN = '/work/shared/golden/sg1_small32/network.pkl'
+GOLDEN = str(GOLDEN_DIR / 'sg1_small32' / 'network.pkl')
 
 
 def one_error_line(capsys, code, returned, expected):

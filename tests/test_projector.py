@@ -4,10 +4,11 @@ the golden official model (tiny, random weights)."""
 import numpy as np
 import pytest
 
+from conftest import GOLDEN as GOLDEN_DIR
 from stylegan_jax import official, projector, sampling
 from stylegan_jax.data import images as images_lib
 
-GOLDEN = '/work/shared/golden/sg1_small32/network.pkl'
+GOLDEN = str(GOLDEN_DIR / 'sg1_small32' / 'network.pkl')
 
 
 @pytest.fixture(scope='module')
