@@ -9,6 +9,7 @@
   noise         noise variation and its per-pixel std (figure 4)
   interpolate   a latent walk through seeds, as .gif or .mp4 (needs ffmpeg)
   dataset       a synthetic dataset: N images, samples.csv (seed, label, psi, cutoff), a manifest; resumable;
+                sharded over the local devices (--batch-size rounded up to a multiple of their number);
                 --prepare also prepares it for training (see synthetic.py)
   export        (`stylegan-jax export`) official .pkl -> artifact, artifact -> official .pkl, artifact ->
                 artifact (e.g. only Gs), or a training checkpoint (--workdir DIR [--checkpoint STEP]) -> artifact
@@ -138,7 +139,9 @@ def cmd_interpolate(args) -> None:
 
 
 def cmd_dataset(args) -> None:
-  sampler = _sampler(args)
+  devices = jax.local_devices()
+  batch_size = -(-args.batch_size // len(devices)) * len(devices)  # split evenly over the local devices
+  sampler = sampling.Sampler.from_path(args.network, args.generator, batch_size=batch_size, devices=devices)
   options = synthetic.Options(num_images=args.num, first_seed=args.first_seed, psi=args.psi, cutoff=args.cutoff,
                               noise_mode=args.noise_mode, noise_seed=args.noise_seed,
                               proportions=None if args.proportions is None else tuple(args.proportions))

@@ -44,7 +44,8 @@ def test_write_resume_and_determinism(tmp_path, capsys):
   assert [(r['path'], r['label'], r['seed'], r['psi'], r['cutoff']) for r in rows] == [
       (f'seed{s:08d}.png', '', str(s), '0.7', '4') for s in range(10, 15)]
   images = read_images(out)
-  sampler = sampling.Sampler.from_path(GOLDEN, batch_size=3)  # another batch size: the same images (±1)
+  assert jax.local_device_count() == 8  # conftest: the command shards its batches (2 -> 8) over 8 CPU devices
+  sampler = sampling.Sampler.from_path(GOLDEN, batch_size=3)  # one device, another batch: the same images (±1)
   expected = sampler.generate(list(range(10, 15)), psi=0.7, cutoff=4)
   assert np.abs(np.stack(list(images.values())).astype(int) - expected).max() <= 1
   manifest = json.loads((out / 'manifest.json').read_text())
