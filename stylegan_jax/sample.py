@@ -4,10 +4,10 @@
 --network is an artifact directory (see export.py) or an official network pickle (*.pkl).
 
   generate      PNGs from seeds, a latents .npy [N, latent_size] or a dlatents .npy [N, num_layers, dlatent_size]
-  style-mixing  the style-mixing grid (paper figure 3)
+  style-mixing  the style-mixing grid (paper figure 3); rows/columns from seeds or dlatent files (projections)
   truncation    the truncation sweep (figure 8)
   noise         noise variation and its per-pixel std (figure 4)
-  interpolate   a latent walk through seeds, as .gif or .mp4 (needs ffmpeg)
+  interpolate   a latent walk through seeds or dlatent files, as .gif or .mp4 (needs ffmpeg)
   dataset       a synthetic dataset: N images, samples.csv (seed, label, psi, cutoff), a manifest; resumable;
                 sharded over the local devices (--batch-size rounded up to a multiple of their number);
                 --prepare also prepares it for training (see synthetic.py)
@@ -110,8 +110,28 @@ def cmd_generate(args) -> None:
     _save(sampling.image_grid(np.concatenate(grid), args.grid_cols), os.path.join(args.outdir, 'grid.png'))
 
 
+def _dlatents_file(sampler: sampling.Sampler, path: Optional[str], flag: str) -> Optional[np.ndarray]:
+  """A dlatents .npy (e.g. `stylegan-jax project`'s dlatents.npy) checked against the generator, or None."""
+  if path is None:
+    return None
+  try:
+    return figures.check_dlatents(sampler, np.load(path, allow_pickle=False), f'{flag} {path}')
+  except ValueError as e:
+    raise errors.UserError(str(e)) from None
+
+
+def _one_of(args, command: str, *flags: str) -> None:
+  if sum(getattr(args, f.lstrip('-').replace('-', '_')) is not None for f in flags) != 1:
+    raise errors.UsageError(f'{command}: pass exactly one of {" and ".join(flags)}')
+
+
 def cmd_style_mixing(args) -> None:
-  canvas = figures.style_mixing_figure(_sampler(args), args.row_seeds, args.col_seeds, args.styles.split(','),
+  _one_of(args, 'style-mixing', '--row-seeds', '--row-dlatents')
+  _one_of(args, 'style-mixing', '--col-seeds', '--col-dlatents')
+  sampler = _sampler(args)
+  canvas = figures.style_mixing_figure(sampler, args.row_seeds, args.col_seeds, args.styles.split(','),
+                                       row_dlatents=_dlatents_file(sampler, args.row_dlatents, '--row-dlatents'),
+                                       col_dlatents=_dlatents_file(sampler, args.col_dlatents, '--col-dlatents'),
                                        labels=parse_labels(args.labels), psi=args.psi, cutoff=args.cutoff,
                                        noise_mode=args.noise_mode)
   _save(canvas, args.out)
@@ -131,7 +151,12 @@ def cmd_noise(args) -> None:
 
 
 def cmd_interpolate(args) -> None:
-  frames = figures.interpolation_frames(_sampler(args), args.seeds, args.frames, space=args.space, loop=args.loop,
+  _one_of(args, 'interpolate', '--seeds', '--dlatents')
+  if args.dlatents and args.space != 'w':
+    raise errors.UsageError("interpolate: --dlatents keyframes are interpolated in w (--space=w, the default)")
+  sampler = _sampler(args)
+  frames = figures.interpolation_frames(sampler, args.seeds, args.frames, space=args.space, loop=args.loop,
+                                        dlatents=_dlatents_file(sampler, args.dlatents, '--dlatents'),
                                         labels=parse_labels(args.labels), psi=args.psi, cutoff=args.cutoff,
                                         noise_mode=args.noise_mode, noise_seed=args.noise_seed)
   path = figures.save_animation(frames, args.out, args.fps)
@@ -242,8 +267,11 @@ def _parser(prog: str) -> argparse.ArgumentParser:
   p.add_argument('--grid-cols', type=int, help='grid columns (default ~sqrt(N))')
 
   p = command('style-mixing', cmd_style_mixing, 'style-mixing grid (paper figure 3)', noise_seed=False)
-  p.add_argument('--row-seeds', type=parse_seeds, required=True, help='left column: the images styles go into')
-  p.add_argument('--col-seeds', type=parse_seeds, required=True, help='top row: the images styles come from')
+  p.add_argument('--row-seeds', type=parse_seeds, help='left column: the images styles go into')
+  p.add_argument('--col-seeds', type=parse_seeds, help='top row: the images styles come from')
+  p.add_argument('--row-dlatents', help='instead of --row-seeds: a dlatents .npy [N, num_layers, dlatent_size], '
+                                        "e.g. `stylegan-jax project`'s (real images)")
+  p.add_argument('--col-dlatents', help='instead of --col-seeds: a dlatents .npy')
   p.add_argument('--styles', default='coarse', help="layer range per row or one for all: coarse (4²-8²), middle "
                                                     "(16²-32²), fine (64²+) or a-b layer indices, e.g. "
                                                     "'coarse,coarse,middle,fine' or '0-3' (default coarse)")
@@ -263,7 +291,9 @@ def _parser(prog: str) -> argparse.ArgumentParser:
   p.add_argument('--out', default='noise.png', help='output PNG (default noise.png)')
 
   p = command('interpolate', cmd_interpolate, 'latent walk through seeds as .gif or .mp4')
-  p.add_argument('--seeds', type=parse_seeds, required=True, help='the keyframes, in order')
+  p.add_argument('--seeds', type=parse_seeds, help='the keyframes, in order')
+  p.add_argument('--dlatents', help="instead of --seeds: keyframes from a dlatents .npy (e.g. `stylegan-jax "
+                                    "project`'s), in w")
   p.add_argument('--space', choices=('z', 'w'), default='w', help='slerp in z or lerp in w (default w)')
   p.add_argument('--frames', type=int, default=120, help='total frames (default 120)')
   p.add_argument('--fps', type=float, default=30.0, help='frames per second (default 30)')

@@ -66,3 +66,46 @@ def test_missing_files(tmp_path, capsys):
                  '--distance=lpips needs --lpips-vgg16')
   one_error_line(capsys, 2, cli.main(['project', f'--network={GOLDEN}', str(image), '--labels=1']),
                  'unconditional')
+
+
+def test_editing_with_projected_dlatents(tmp_path, capsys):
+  """Two 'real' images projected (const noise), then mixed with seeds and interpolated by the figure commands."""
+  from PIL import Image  # noqa: PLC0415
+  rng = np.random.RandomState(1)
+  for i in range(2):
+    sampling.save_png(rng.randint(0, 256, (32, 32, 3), np.uint8), tmp_path / f'real{i}.png')
+  out = tmp_path / 'proj'
+  assert cli.main(['project', f'--network={GOLDEN}', str(tmp_path / 'real0.png'), str(tmp_path / 'real1.png'),
+                   f'--outdir={out}', '--steps=20', '--steps-per-call=10', '--noise=const']) == 0
+  projected = np.stack([np.asarray(Image.open(out / 'projected' / f'000{i}-real{i}.png')) for i in range(2)])
+  dlatents = str(out / 'dlatents.npy')
+
+  grid = tmp_path / 'mix.png'
+  assert cli.main(['sample', 'style-mixing', f'--network={GOLDEN}', f'--row-dlatents={dlatents}',
+                   '--col-seeds=3-5', '--styles=coarse', f'--out={grid}']) == 0, capsys.readouterr().err
+  canvas = np.asarray(Image.open(grid))
+  assert canvas.shape == (3 * 32, 4 * 32, 3)
+  for i in range(2):  # the left column is each real image's projection, as `project` rendered it
+    assert np.abs(canvas[(i + 1) * 32:(i + 2) * 32, :32].astype(int) - projected[i]).max() <= 1
+
+  video = tmp_path / 'walk.gif'
+  assert cli.main(['sample', 'interpolate', f'--network={GOLDEN}', f'--dlatents={dlatents}', '--frames=4',
+                   f'--out={video}']) == 0, capsys.readouterr().err
+  with Image.open(video) as gif:
+    frames = []
+    for k in range(gif.n_frames):
+      gif.seek(k)
+      frames.append(np.asarray(gif.convert('RGB')))
+  assert len(frames) == 4
+  # GIF palettes are lossy: compare coarsely, start and end on the two projections.
+  assert np.abs(frames[0].astype(int) - projected[0]).mean() < 8
+  assert np.abs(frames[-1].astype(int) - projected[1]).mean() < 8
+
+  capsys.readouterr()
+  assert cli.main(['sample', 'style-mixing', f'--network={GOLDEN}', f'--row-dlatents={dlatents}',
+                   '--row-seeds=1', '--col-seeds=3']) == 2
+  assert 'exactly one of --row-seeds and --row-dlatents' in capsys.readouterr().err
+  np.save(tmp_path / 'bad.npy', np.zeros((2, 5, 64), np.float32))
+  assert cli.main(['sample', 'interpolate', f'--network={GOLDEN}', f'--dlatents={tmp_path / "bad.npy"}']) == 1
+  err = capsys.readouterr().err.strip().splitlines()
+  assert len(err) == 1 and 'must be [N >= 1, 8, 64]' in err[0], err
