@@ -138,3 +138,24 @@ def test_domain_distance_is_the_classifiers_feature_distance(sampler, targets, t
   result = projector.project(sampler, images, distance=distance, schedule=projector.Schedule(num_steps=40),
                              steps_per_call=10)
   assert result.history[-1].mean() < result.history[0].mean()
+
+
+def test_conditional_label_given_or_searched():
+  import jax  # noqa: PLC0415
+  from stylegan_jax import networks  # noqa: PLC0415
+  from stylegan_jax.network_config import NetworkConfig  # noqa: PLC0415
+  cfg = NetworkConfig(resolution=8, label_size=3, fmap_base=32, fmap_max=16, latent_size=16, dlatent_size=16,
+                      mapping_layers=2, mapping_fmaps=16)
+  cond = sampling.Sampler(cfg, networks.init_generator(cfg, jax.random.key(0)), batch_size=3)
+  images = cond.generate([1, 2, 3], labels=np.array([2, 0, 1]))
+  schedule = projector.Schedule(num_steps=20, dlatent_avg_samples=500)
+  per_class = [projector.project(cond, images, labels=c, schedule=schedule, steps_per_call=10) for c in range(3)]
+  searched = projector.project(cond, images, schedule=schedule, steps_per_call=10)
+  distances = np.stack([r.distance for r in per_class])  # [class, image]
+  np.testing.assert_array_equal(searched.labels, np.argmin(distances, axis=0))
+  np.testing.assert_array_equal(searched.distance, distances.min(axis=0))
+  best = per_class[int(searched.labels[0])]
+  np.testing.assert_array_equal(searched.dlatents[0], best.dlatents[0])
+  np.testing.assert_array_equal(per_class[1].labels, [1, 1, 1])
+  given = projector.project(cond, images, labels=[2, 0, 1], schedule=schedule, steps_per_call=10)
+  np.testing.assert_array_equal(given.labels, [2, 0, 1])
