@@ -66,11 +66,9 @@ def test_projection_recovers_known_dlatents(sampler, targets):
   wplus = projector.project(sampler, images, space='w+', noise='const', schedule=schedule, steps_per_call=20)
   assert projector._run_steps._cache_size() == before + 1
   w = projector.project(sampler, images, space='w', noise='const', schedule=schedule, steps_per_call=20)
-  # The same batch shape again (other targets) compiles nothing new; another batch shape compiles once more.
+  # The same batch shape again (other targets) compiles nothing new.
   projector.project(sampler, images[::-1], space='w+', noise='const', schedule=schedule, steps_per_call=20)
   assert projector._run_steps._cache_size() == before + 2  # w+ and w
-  projector.project(sampler, images[:1], space='w+', noise='const', schedule=schedule, steps_per_call=20)
-  assert projector._run_steps._cache_size() == before + 3
 
   assert wplus.dlatents.shape == dlatents.shape and w.dlatents.shape == dlatents.shape
   np.testing.assert_array_equal(w.dlatents, np.repeat(w.dlatents[:, :1], dlatents.shape[1], axis=1))
@@ -89,8 +87,8 @@ def test_projection_recovers_known_dlatents(sampler, targets):
 
 def test_noise_optimisation_and_frames(sampler, targets):
   _, images = targets
-  result = projector.project(sampler, images, space='w+', schedule=projector.Schedule(num_steps=40),
-                             steps_per_call=20, keep_frames=True)
+  result = projector.project(sampler, images, space='w+', schedule=projector.Schedule(num_steps=20),
+                             steps_per_call=10, keep_frames=True)  # the loop test_project_cli compiles too
   assert [n.shape for n in result.noise] == [(2, s, s, 1) for s in projector.noise_sides(sampler.config)]
   for n in result.noise:  # renormalised after every step
     np.testing.assert_allclose(np.mean(np.square(n), axis=(1, 2, 3)), 1, rtol=1e-4)
@@ -135,7 +133,7 @@ def test_domain_distance_is_the_classifiers_feature_distance(sampler, targets, t
   as_float = lambda x: np.asarray(x, np.float32) / 127.5 - 1  # noqa: E731
   np.testing.assert_allclose(distance(as_float(images), as_float(other)), expected, rtol=1e-4, atol=1e-7)
   np.testing.assert_array_equal(distance(as_float(images), as_float(images)), [0, 0])
-  result = projector.project(sampler, images, distance=distance, schedule=projector.Schedule(num_steps=40),
+  result = projector.project(sampler, images, distance=distance, schedule=projector.Schedule(num_steps=20),
                              steps_per_call=10)
   assert result.history[-1].mean() < result.history[0].mean()
 
@@ -144,7 +142,7 @@ def test_conditional_label_given_or_searched():
   import jax  # noqa: PLC0415
   from stylegan_jax import networks  # noqa: PLC0415
   from stylegan_jax.network_config import NetworkConfig  # noqa: PLC0415
-  cfg = NetworkConfig(resolution=8, label_size=3, fmap_base=32, fmap_max=16, latent_size=16, dlatent_size=16,
+  cfg = NetworkConfig(resolution=4, label_size=3, fmap_base=32, fmap_max=16, latent_size=16, dlatent_size=16,
                       mapping_layers=2, mapping_fmaps=16)
   cond = sampling.Sampler(cfg, networks.init_generator(cfg, jax.random.key(0)), batch_size=3)
   images = cond.generate([1, 2, 3], labels=np.array([2, 0, 1]))
