@@ -157,3 +157,16 @@ def test_conditional_label_given_or_searched():
   np.testing.assert_array_equal(per_class[1].labels, [1, 1, 1])
   given = projector.project(cond, images, labels=[2, 0, 1], schedule=schedule, steps_per_call=10)
   np.testing.assert_array_equal(given.labels, [2, 0, 1])
+
+
+@pytest.mark.slow  # VGG16 at random weights: ~13 s
+def test_lpips_distance_is_the_metric():
+  import jax  # noqa: PLC0415
+  from stylegan_jax.metrics import lpips  # noqa: PLC0415
+  rng = np.random.RandomState(0)
+  a, b = (rng.uniform(-1, 1, (2, 16, 16, 1)).astype(np.float32) for _ in range(2))
+  variables = lpips.LPIPS().init(jax.random.key(0), np.zeros((1, 16, 16, 3), np.float32),
+                                 np.zeros((1, 16, 16, 3), np.float32))
+  metric = lpips.PerceptualDistance('lpips', 'random', variables)
+  distance = projector.Distance('lpips', projector._lpips, variables)
+  np.testing.assert_allclose(distance(a, b), metric.distance(a, b), rtol=1e-5)
