@@ -20,9 +20,9 @@ applied to a StyleGAN v1 generator and run for a batch of images at once, each i
 
 `distance(a, b) -> [N]` compares float NHWC images in [-1, 1]: `PIXEL` (MSE), `lpips_distance(...)` (LPIPS-VGG16
 from user-supplied weights; images over 256² are box-downsampled to 256² first, as StyleGAN2), `domain_distance(...)`
-(mean squared difference of the domain classifier's 128-d penultimate features, metrics/classifier.py). The optimisation runs
-as one jitted `lax.fori_loop` over `steps_per_call` steps, called repeatedly (progress, animation frames), which
-compiles once per batch shape, distance and schedule.
+(mean squared difference of the domain classifier's 128-d penultimate features, metrics/classifier.py).
+The optimisation runs as one jitted `lax.fori_loop` over `steps_per_call` steps, called repeatedly (for progress
+and animation frames), which compiles once per batch shape, distance and schedule.
 
 Images in: uint8 [N, R, R, C] at the model's resolution; `load_images` decodes files of any size, resized and
 cropped as the dataset preparation does (`data/images.py`).
@@ -30,7 +30,6 @@ cropped as the dataset preparation does (`data/images.py`).
 
 import dataclasses
 import functools
-import math
 import os
 from typing import Any, Callable, Optional, Sequence, Union
 
@@ -203,15 +202,20 @@ def _expand(config: NetworkConfig, w):
   return jnp.repeat(w, config.num_layers, axis=1) if w.shape[1] == 1 else w
 
 
+def _optimizer(schedule: Schedule) -> optax.GradientTransformation:
+  return optax.adam(schedule.learning_rate, b1=0.9, b2=0.999, eps=1e-8)
+
+
 @functools.partial(jax.jit, static_argnames=('config', 'schedule', 'distance_fn', 'steps_per_call'),
                    donate_argnames=('state',))
 def _run_steps(config, schedule, distance_fn, steps_per_call, variables, distance_params, targets, w_std, state,
                first_step):
   """`steps_per_call` optimisation steps from `first_step`; state = (params, opt_state, key)."""
-  optimizer = optax.adam(schedule.learning_rate, b1=0.9, b2=0.999, eps=1e-8)
+  optimizer = _optimizer(schedule)
 
   def loss_fn(params, key, step):
-    w = params['w'] + jax.random.normal(key, params['w'].shape) * schedule.noise_strength(step, w_std)[:, None, None]
+    explore = jax.random.normal(key, params['w'].shape) * schedule.noise_strength(step, w_std)[:, None, None]
+    w = params['w'] + explore
     images = _synthesize(config, variables, w, params.get('noise'))
     dist = distance_fn(distance_params, images, targets)
     if 'noise' not in params:
@@ -261,9 +265,9 @@ class Projection:
 
 
 def project(sampler: sampling.Sampler, targets: np.ndarray, *, space: str = 'w+', noise: str = 'optimize',
-            distance: Distance = PIXEL,
-            schedule: Schedule = Schedule(), labels: Optional[Union[int, Sequence[int]]] = None, seed: int = 0,
-            steps_per_call: int = 50, keep_frames: bool = False,
+            distance: Distance = PIXEL, schedule: Schedule = Schedule(),
+            labels: Optional[Union[int, Sequence[int]]] = None, seed: int = 0, steps_per_call: int = 50,
+            keep_frames: bool = False,
             progress: Optional[Callable[[int, int], None]] = None) -> Projection:
   """Projects uint8 targets [N, R, R, C] (the model's resolution and channels) into `space` ('w' or 'w+').
 
@@ -285,16 +289,22 @@ def project(sampler: sampling.Sampler, targets: np.ndarray, *, space: str = 'w+'
   if schedule.num_steps % steps_per_call:
     raise ValueError(f'num_steps ({schedule.num_steps}) must be a multiple of steps_per_call ({steps_per_call})')
   n = len(targets)
+  run = functools.partial(_project, sampler, targets, space=space, noise=noise, distance=distance,
+                          schedule=schedule, seed=seed, steps_per_call=steps_per_call, keep_frames=keep_frames)
   if not cfg.label_size:
     if labels is not None:
       raise ValueError('this generator is unconditional: do not pass labels')
-    return _project(sampler, targets, None, space, noise, distance, schedule, seed, steps_per_call, keep_frames, progress)
-  candidates = [np.broadcast_to(np.asarray(labels), (n,))] if labels is not None else [
-      np.full(n, c) for c in range(cfg.label_size)]
+    return run(None, progress=progress)
+  if labels is not None:
+    ids = np.broadcast_to(np.asarray(labels), (n,))
+    if ids.min() < 0 or ids.max() >= cfg.label_size:
+      raise ValueError(f'class ids must be in [0, {cfg.label_size}), got {ids.tolist()}')
+    return run(ids, progress=progress)
   best = None
-  for i, class_ids in enumerate(candidates):
-    report = None if progress is None else (lambda done, total, i=i: progress(i * total + done, len(candidates) * total))
-    result = _project(sampler, targets, class_ids, space, noise, distance, schedule, seed, steps_per_call, keep_frames, report)
+  for c in range(cfg.label_size):
+    report = None if progress is None else (
+        lambda done, total, c=c: progress(c * total + done, cfg.label_size * total))
+    result = run(np.full(n, c), progress=report)
     best = result if best is None else _pick(best, result)
   return best
 
@@ -309,13 +319,15 @@ def _pick(a: Projection, b: Projection) -> Projection:
     mask = take_b.reshape([-1 if d == axis else 1 for d in range(x.ndim)])
     return np.where(mask, y, x)
 
-  return Projection(dlatents=choose(a.dlatents, b.dlatents), noise=a.noise and [choose(x, y) for x, y in zip(a.noise, b.noise)],
-                    images=choose(a.images, b.images), distance=np.minimum(a.distance, b.distance),
+  noise = None if a.noise is None else [choose(x, y) for x, y in zip(a.noise, b.noise)]
+  return Projection(dlatents=choose(a.dlatents, b.dlatents), noise=noise, images=choose(a.images, b.images),
+                    distance=np.minimum(a.distance, b.distance),
                     labels=choose(a.labels, b.labels), history=choose(a.history, b.history, axis=1),
                     frames=choose(a.frames, b.frames, axis=1))
 
 
-def _project(sampler, targets, class_ids, space, noise, distance, schedule, seed, steps_per_call, keep_frames, progress):
+def _project(sampler, targets, class_ids, *, space, noise, distance, schedule, seed, steps_per_call, keep_frames,
+             progress):
   cfg, variables = sampler.config, sampler.variables
   n = len(targets)
   latents = np.random.RandomState(123).randn(schedule.dlatent_avg_samples, cfg.latent_size).astype(np.float32)
@@ -334,8 +346,7 @@ def _project(sampler, targets, class_ids, space, noise, distance, schedule, seed
     noise_keys = jax.random.split(key_noise, cfg.num_layers)
     params['noise'] = normalize_noise([jax.random.normal(k, (n, s, s, 1))
                                        for k, s in zip(noise_keys, noise_sides(cfg))])
-  optimizer = optax.adam(schedule.learning_rate, b1=0.9, b2=0.999, eps=1e-8)
-  state = (params, optimizer.init(params), key_loop)
+  state = (params, _optimizer(schedule).init(params), key_loop)
   target_f = jnp.asarray(targets, jnp.float32) / 127.5 - 1.0
   frames = [_render(cfg, variables, params['w'], params.get('noise'))] if keep_frames else None
   history = []
@@ -350,6 +361,7 @@ def _project(sampler, targets, class_ids, space, noise, distance, schedule, seed
   params = state[0]
   images = _render(cfg, variables, params['w'], params.get('noise'))
   final = np.asarray(distance(images, target_f))
-  return Projection(dlatents=np.asarray(_expand(cfg, params['w'])), noise=None if noise == 'const' else [np.asarray(x) for x in params['noise']],
+  noise_maps = None if noise == 'const' else [np.asarray(x) for x in params['noise']]
+  return Projection(dlatents=np.asarray(_expand(cfg, params['w'])), noise=noise_maps,
                     images=sampling.to_uint8(images), distance=final, labels=class_ids, history=np.stack(history),
                     frames=None if frames is None else np.stack([sampling.to_uint8(f) for f in frames]))

@@ -16,7 +16,8 @@ depend on the other images of its batch; `generate` uses the seed as the noise i
 buffers (the official `randomize_noise=False`), 'none' disables noise.
 
 Every call runs in chunks of `batch_size`, the last zero-padded, so one shape compiles per Sampler and any number
-of images fits in memory. With `devices`, each chunk is split over them (data parallel; the variables replicated). Results are deterministic for a given batch size and backend; a different batch size
+of images fits in memory. With `devices`, each chunk is split over them (data parallel; the variables replicated).
+Results are deterministic for a given batch size and backend; a different batch size
 compiles differently and may change float outputs by rounding (relative ~1e-6), i.e. a uint8 value by 1.
 """
 

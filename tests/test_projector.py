@@ -76,7 +76,8 @@ def test_projection_recovers_known_dlatents(sampler, targets):
   wplus_psnr, w_psnr = projector.psnr(wplus.images, images), projector.psnr(w.images, images)
   print(f'PSNR from w_avg {start_psnr}, projected W {w_psnr}, W+ {wplus_psnr} dB')
   # This random-weight generator is chaotic in w (5% of the way from w_avg to a target's w already costs
-  # ~6 dB), so 120 steps land in a nearby basin: measured 18.5 and 19.5 dB in W+, 16.1 and 17.9 in W (30 dB needs a trained, smooth model).
+  # ~6 dB), so 120 steps land in a nearby basin: measured 18.5 and 19.5 dB in W+, 16.1 and 17.9 in W (30 dB needs
+  # a trained, smooth model; README: Projection and synthetic datasets).
   assert np.all(wplus_psnr > start_psnr + 8) and np.all(wplus_psnr > 16)
   assert np.mean(wplus_psnr) > np.mean(w_psnr)
   # The distance falls over the iterations: mean over images, call after call.
