@@ -25,6 +25,8 @@ COMMANDS = {
     'metrics': ('stylegan_jax.metrics.main:main',
                 'quality metrics (domain FD/KID/coverage, FID/KID/precision-recall, separability) of a run, artifact or '
                 'pickle; train the domain classifier; the calibration table'),
+    'project': ('stylegan_jax.project:main',
+                'find the dlatents that reproduce images (StyleGAN2 projector), for editing and evaluation'),
     'sweep': ('stylegan_jax.sweeps.main:main',
               'hyperparameter sweeps: run trials here, write a SLURM array or a command list, rank the trials'),
 }

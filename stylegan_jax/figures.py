@@ -61,23 +61,53 @@ def _paste(canvas: np.ndarray, image: np.ndarray, row: int, col: int) -> None:
   canvas[row * h:(row + 1) * h, col * w:(col + 1) * w] = image
 
 
-def style_mixing_figure(sampler: sampling.Sampler, row_seeds: Sequence[int], col_seeds: Sequence[int],
-                        styles: Union[str, Sequence[str]] = PAPER_STYLES, *, labels=None, psi: float = 1.0,
-                        cutoff: Optional[int] = None, noise_mode: str = 'const') -> np.ndarray:
+def check_dlatents(sampler: sampling.Sampler, dlatents: np.ndarray, what: str = 'dlatents') -> np.ndarray:
+  """dlatents as float32 [N, num_layers, dlatent_size] (e.g. a projection's), or a ValueError naming `what`."""
+  cfg = sampler.config
+  dlatents = np.asarray(dlatents, np.float32)
+  if dlatents.ndim != 3 or dlatents.shape[1:] != (cfg.num_layers, cfg.dlatent_size) or not len(dlatents):
+    raise ValueError(f'{what} must be [N >= 1, {cfg.num_layers}, {cfg.dlatent_size}] for this generator, '
+                     f'got {list(dlatents.shape)}')
+  return dlatents
+
+
+def _keyframes(sampler, seeds, dlatents, labels, psi, cutoff, what: str) -> np.ndarray:
+  """The dlatents of seeds (mapped, truncated) or the given dlatents (used as they are); exactly one."""
+  if (seeds is None) == (dlatents is None):
+    raise ValueError(f'give the {what} as seeds or as dlatents (exactly one)')
+  if dlatents is not None:
+    return check_dlatents(sampler, dlatents, what)
+  return sampler.map_seeds(seeds, labels, psi=psi, cutoff=cutoff)
+
+
+def style_mixing_figure(sampler: sampling.Sampler, row_seeds: Optional[Sequence[int]],
+                        col_seeds: Optional[Sequence[int]], styles: Union[str, Sequence[str]] = PAPER_STYLES, *,
+                        row_dlatents: Optional[np.ndarray] = None, col_dlatents: Optional[np.ndarray] = None,
+                        labels=None, psi: float = 1.0, cutoff: Optional[int] = None,
+                        noise_mode: str = 'const') -> np.ndarray:
   """Style-mixing grid [(R+1) * H, (C+1) * W, ch]. `styles`: one style range spec for all rows (a string or a
-  one-element list), or one per row."""
+  list of one), or one per row.
+
+  Each side is seeds or dlatents [N, L, D] (e.g. projected real images: a real image's coarse styles into
+  another); labels and truncation apply to the seeds' mapping only, labels one per seed of both sides.
+  """
   num_layers = sampler.config.num_layers
+  for side, seeds, dlatents in (('row', row_seeds, row_dlatents), ('column', col_seeds, col_dlatents)):
+    if (seeds is None) == (dlatents is None):
+      raise ValueError(f'give the {side} sources as seeds or as dlatents (exactly one)')
+  seeds = list(row_seeds or []) + list(col_seeds or [])
+  mapped = sampler.map_seeds(seeds, labels, psi=psi, cutoff=cutoff) if seeds else None
+  rows = check_dlatents(sampler, row_dlatents, 'row dlatents') if row_seeds is None else mapped[:len(row_seeds)]
+  cols = (check_dlatents(sampler, col_dlatents, 'column dlatents') if col_seeds is None
+          else mapped[len(seeds) - len(col_seeds):])
   styles = [styles] if isinstance(styles, str) else list(styles)
-  styles = styles * len(row_seeds) if len(styles) == 1 else styles
-  if len(styles) != len(row_seeds):
-    raise ValueError(f'give one style range, or one per row seed ({len(row_seeds)}), got {len(styles)}')
+  styles = styles * len(rows) if len(styles) == 1 else styles
+  if len(styles) != len(rows):
+    raise ValueError(f'give one style range, or one per row source ({len(rows)}), got {len(styles)}')
   ranges = [style_range(s, num_layers) for s in styles]
-  seeds = list(row_seeds) + list(col_seeds)
-  dlatents = sampler.map_seeds(seeds, labels, psi=psi, cutoff=cutoff)
-  rows, cols = dlatents[:len(row_seeds)], dlatents[len(row_seeds):]
   mixed = mix_styles(rows, cols, ranges).reshape(-1, num_layers, sampler.config.dlatent_size)
-  images = sampler.synthesize(np.concatenate([dlatents, mixed]), noise_mode=noise_mode)
-  r, c = len(row_seeds), len(col_seeds)
+  images = sampler.synthesize(np.concatenate([rows, cols, mixed]), noise_mode=noise_mode)
+  r, c = len(rows), len(cols)
   canvas = _canvas(r + 1, c + 1, *images.shape[1:])
   for i in range(r):
     _paste(canvas, images[i], i + 1, 0)
@@ -151,20 +181,28 @@ def slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
   return out.astype(np.float32)
 
 
-def interpolation_frames(sampler: sampling.Sampler, seeds: Sequence[int], num_frames: int, *, space: str = 'z',
-                         loop: bool = False, labels=None, psi: float = 1.0, cutoff: Optional[int] = None,
-                         noise_mode: str = 'const', noise_seed: int = 0) -> np.ndarray:
+def interpolation_frames(sampler: sampling.Sampler, seeds: Optional[Sequence[int]], num_frames: int, *,
+                         space: str = 'z', loop: bool = False, dlatents: Optional[np.ndarray] = None, labels=None,
+                         psi: float = 1.0, cutoff: Optional[int] = None, noise_mode: str = 'const',
+                         noise_seed: int = 0) -> np.ndarray:
   """uint8 frames [num_frames, H, W, C] walking through the seeds' latents at constant speed per segment.
 
-  space 'z': slerp of the latents, then mapping; 'w': lerp of the (truncated) dlatents. The walk ends on the last
-  seed, or with `loop` returns towards the first (the last frame is one step before it). Random noise is drawn
-  once (the same for every frame), so the video does not flicker.
+  space 'z': slerp of the latents, then mapping; 'w': lerp of the (truncated) dlatents. Instead of seeds, the
+  keyframes can be `dlatents` [K, L, D] (e.g. projected real images; space 'w', no mapping or truncation). The
+  walk ends on the last keyframe, or with `loop` returns towards the first (the last frame is one step before
+  it). Random noise is drawn once (the same for every frame), so the video does not flicker.
   """
-  if len(seeds) < 2 or num_frames < 2:
-    raise ValueError(f'need at least 2 seeds and 2 frames, got {len(seeds)} and {num_frames}')
-  if space not in ('z', 'w'):
+  if space == 'w':
+    w = _keyframes(sampler, seeds, dlatents, labels, psi, cutoff, 'keyframes')
+    keys = len(w)
+  elif space == 'z':
+    if seeds is None or dlatents is not None:
+      raise ValueError("space 'z' interpolates seeds; dlatent keyframes are interpolated in space 'w'")
+    keys = len(seeds)
+  else:
     raise ValueError(f"space must be 'z' or 'w', got {space!r}")
-  keys = len(seeds)
+  if keys < 2 or num_frames < 2:
+    raise ValueError(f'need at least 2 keyframes and 2 frames, got {keys} and {num_frames}')
   pos = np.arange(num_frames) * (keys / num_frames if loop else (keys - 1) / (num_frames - 1))
   start = np.minimum(np.floor(pos).astype(int), keys - 1 if loop else keys - 2)
   end, t = (start + 1) % keys, pos - start
@@ -172,7 +210,6 @@ def interpolation_frames(sampler: sampling.Sampler, seeds: Sequence[int], num_fr
     z = sampler.latents(seeds)
     dlatents = sampler.map(slerp(z[start], z[end], t), labels, psi=psi, cutoff=cutoff)
   else:
-    w = sampler.map_seeds(seeds, labels, psi=psi, cutoff=cutoff)
     tt = t[:, None, None].astype(np.float32)
     dlatents = w[start] + (w[end] - w[start]) * tt
   return sampler.synthesize(dlatents, noise_mode=noise_mode, noise_seed=noise_seed,

@@ -4,10 +4,13 @@
 --network is an artifact directory (see export.py) or an official network pickle (recognised by its content).
 
   generate      PNGs from seeds, a latents .npy [N, latent_size] or a dlatents .npy [N, num_layers, dlatent_size]
-  style-mixing  the style-mixing grid (paper figure 3)
+  style-mixing  the style-mixing grid (paper figure 3); rows/columns from seeds or dlatent files (projections)
   truncation    the truncation sweep (figure 8)
   noise         noise variation and its per-pixel std (figure 4)
-  interpolate   a latent walk through seeds, as .gif or .mp4 (needs ffmpeg)
+  interpolate   a latent walk through seeds or dlatent files, as .gif or .mp4 (needs ffmpeg)
+  dataset       a synthetic dataset: N images, samples.csv (seed, label, psi, cutoff), a manifest; resumable;
+                sharded over the local devices (--batch-size rounded up to a multiple of their number);
+                --prepare also prepares it for training (see synthetic.py)
   export        (`stylegan-jax export`) official .pkl -> artifact, artifact -> official .pkl, artifact ->
                 artifact (e.g. only Gs), or a training checkpoint (--workdir DIR [--checkpoint STEP]) -> artifact
                 or official .pkl
@@ -24,12 +27,14 @@ import math
 import os
 import re
 import sys
+import time
 from typing import Optional, Sequence
 
 import jax
 import numpy as np
+import tqdm
 
-from stylegan_jax import checkpoint, console, errors, export, figures, networks, sampling
+from stylegan_jax import checkpoint, console, errors, export, figures, networks, sampling, synthetic
 from stylegan_jax.network_config import NetworkConfig
 
 # `generate` maps, synthesizes and writes this many batches at a time: bounded host memory for any N.
@@ -154,9 +159,28 @@ def cmd_generate(args) -> None:
     _save(sampling.image_grid(np.concatenate(grid), args.grid_cols), os.path.join(args.outdir, 'grid.png'))
 
 
+def _dlatents_file(sampler: sampling.Sampler, path: Optional[str], flag: str) -> Optional[np.ndarray]:
+  """A dlatents .npy (e.g. `stylegan-jax project`'s dlatents.npy) checked against the generator, or None."""
+  if path is None:
+    return None
+  try:
+    return figures.check_dlatents(sampler, np.load(path, allow_pickle=False), f'{flag} {path}')
+  except ValueError as e:
+    raise errors.UserError(str(e)) from None
+
+
+def _one_of(args, command: str, *flags: str) -> None:
+  if sum(getattr(args, f.lstrip('-').replace('-', '_')) is not None for f in flags) != 1:
+    raise errors.UsageError(f'{command}: pass exactly one of {" and ".join(flags)}')
+
+
 def cmd_style_mixing(args) -> None:
+  _one_of(args, 'style-mixing', '--row-seeds', '--row-dlatents')
+  _one_of(args, 'style-mixing', '--col-seeds', '--col-dlatents')
   sampler = _sampler(args)
   canvas = figures.style_mixing_figure(sampler, args.row_seeds, args.col_seeds, args.styles.split(','),
+                                       row_dlatents=_dlatents_file(sampler, args.row_dlatents, '--row-dlatents'),
+                                       col_dlatents=_dlatents_file(sampler, args.col_dlatents, '--col-dlatents'),
                                        labels=_labels(args, sampler), psi=args.psi, cutoff=args.cutoff,
                                        noise_mode=args.noise_mode)
   _save(canvas, args.out)
@@ -178,12 +202,37 @@ def cmd_noise(args) -> None:
 
 
 def cmd_interpolate(args) -> None:
+  _one_of(args, 'interpolate', '--seeds', '--dlatents')
+  if args.dlatents and args.space != 'w':
+    raise errors.UsageError("interpolate: --dlatents keyframes are interpolated in w (--space=w, the default)")
   sampler = _sampler(args)
   frames = figures.interpolation_frames(sampler, args.seeds, args.frames, space=args.space, loop=args.loop,
+                                        dlatents=_dlatents_file(sampler, args.dlatents, '--dlatents'),
                                         labels=_labels(args, sampler), psi=args.psi, cutoff=args.cutoff,
                                         noise_mode=args.noise_mode, noise_seed=args.noise_seed)
   path = figures.save_animation(frames, args.out, args.fps)
   print(f'wrote {path} ({len(frames)} frames of {frames.shape[2]}x{frames.shape[1]} at {args.fps:g} fps)')
+
+
+def cmd_dataset(args) -> None:
+  devices = jax.local_devices()
+  batch_size = -(-args.batch_size // len(devices)) * len(devices)  # split evenly over the local devices
+  sampler = sampling.Sampler.from_path(args.network, args.generator, batch_size=batch_size, devices=devices)
+  options = synthetic.Options(num_images=args.num, first_seed=args.first_seed, psi=args.psi, cutoff=args.cutoff,
+                              noise_mode=args.noise_mode, noise_seed=args.noise_seed,
+                              proportions=None if args.proportions is None else tuple(args.proportions))
+  with tqdm.tqdm(total=args.num, unit='img', file=sys.stderr, dynamic_ncols=True,
+                 disable=not sys.stderr.isatty()) as bar:
+    manifest = synthetic.write(sampler, args.network, args.outdir, options, overwrite=args.overwrite,
+                               progress=bar.update)
+  print(f'wrote {args.num} images to {os.path.join(args.outdir, synthetic.IMAGES)} with {synthetic.SAMPLES} and '
+        f'{synthetic.MANIFEST}')
+  if args.prepare:
+    from stylegan_jax.data import prepare  # noqa: PLC0415 (TensorFlow only when preparing)
+    config = synthetic.data_config(args.outdir, manifest, args.data_dir, args.name)
+    start = time.time()
+    builder = prepare.prepare(config, overwrite=True)  # from the folder as it is now
+    print(prepare.summary(config, builder, time.time() - start))
 
 
 def _load_source(args) -> tuple[export.Artifact, str]:
@@ -241,18 +290,19 @@ def _parser(prog: str) -> argparse.ArgumentParser:
   parser = console.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   commands = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
 
-  def command(name, func, help_, *, truncation=True, noise_mode='const', noise_seed=True):
+  def command(name, func, help_, *, truncation=True, noise_mode='const', noise_seed=True, labels=True):
     p = commands.add_parser(name, help=help_, description=help_)
     p.set_defaults(func=func)
     p.add_argument('--network', required=True, help='artifact directory or official network pickle (.pkl)')
     p.add_argument('--generator', choices=('Gs', 'G'), default='Gs', help='which generator to sample (default Gs)')
     p.add_argument('--batch-size', type=int, default=8, help='images per compiled batch (default 8)')
-    p.add_argument('--labels', type=parse_labels,
-                   help="conditional models: class id or name for all images ('3', 'cat') or one per image "
-                        "('0,1,2', 'cat,dog,cat'); default: random classes")
-    p.add_argument('--label-vector', type=parse_label_vector,
-                   help="conditional models: one label vector for all images ('0.5,0,0.5') or a .npy of "
-                        "vectors [N, label_size]")
+    if labels:
+      p.add_argument('--labels', type=parse_labels,
+                     help="conditional models: class id or name for all images ('3', 'cat') or one per image "
+                          "('0,1,2', 'cat,dog,cat'); default: random classes")
+      p.add_argument('--label-vector', type=parse_label_vector,
+                     help="conditional models: one label vector for all images ('0.5,0,0.5') or a .npy of "
+                          "vectors [N, label_size]")
     if truncation:
       p.add_argument('--psi', type=finite_float, default=1.0,
                      help='truncation psi (default 1 = none; official Gs: 0.7)')
@@ -274,8 +324,11 @@ def _parser(prog: str) -> argparse.ArgumentParser:
   p.add_argument('--grid-cols', type=int, help='grid columns (default ~sqrt(N))')
 
   p = command('style-mixing', cmd_style_mixing, 'style-mixing grid (paper figure 3)', noise_seed=False)
-  p.add_argument('--row-seeds', type=parse_seeds, required=True, help='left column: the images styles go into')
-  p.add_argument('--col-seeds', type=parse_seeds, required=True, help='top row: the images styles come from')
+  p.add_argument('--row-seeds', type=parse_seeds, help='left column: the images styles go into')
+  p.add_argument('--col-seeds', type=parse_seeds, help='top row: the images styles come from')
+  p.add_argument('--row-dlatents', help='instead of --row-seeds: a dlatents .npy [N, num_layers, dlatent_size], '
+                                        "e.g. `stylegan-jax project`'s (real images)")
+  p.add_argument('--col-dlatents', help='instead of --col-seeds: a dlatents .npy')
   p.add_argument('--styles', default='coarse', help="layer range per row or one for all: coarse (4²-8²), middle "
                                                     "(16²-32²), fine (64²+) or a-b layer indices, e.g. "
                                                     "'coarse,coarse,middle,fine' or '0-3' (default coarse)")
@@ -295,12 +348,26 @@ def _parser(prog: str) -> argparse.ArgumentParser:
   p.add_argument('--out', default='noise.png', help='output PNG (default noise.png)')
 
   p = command('interpolate', cmd_interpolate, 'latent walk through seeds as .gif or .mp4')
-  p.add_argument('--seeds', type=parse_seeds, required=True, help='the keyframes, in order')
+  p.add_argument('--seeds', type=parse_seeds, help='the keyframes, in order')
+  p.add_argument('--dlatents', help="instead of --seeds: keyframes from a dlatents .npy (e.g. `stylegan-jax "
+                                    "project`'s), in w")
   p.add_argument('--space', choices=('z', 'w'), default='w', help='slerp in z or lerp in w (default w)')
   p.add_argument('--frames', type=int, default=120, help='total frames (default 120)')
   p.add_argument('--fps', type=finite_float, default=30.0, help='frames per second (default 30)')
   p.add_argument('--loop', action='store_true', help='walk back to the first seed')
   p.add_argument('--out', default='interpolation.gif', help='.gif, or .mp4 with ffmpeg on PATH (default interpolation.gif)')
+
+  p = command('dataset', cmd_dataset, 'a synthetic dataset: N images as PNGs + samples.csv, optionally prepared',
+              noise_mode='random', labels=False)
+  p.add_argument('--num', type=int, required=True, help='number of images (seeds --first-seed ...)')
+  p.add_argument('--outdir', required=True, help='output directory (rerun to resume an interrupted run)')
+  p.add_argument('--first-seed', type=int, default=0, help='seed of the first image (default 0)')
+  p.add_argument('--proportions', type=parse_floats,
+                 help="conditional models: class proportions, e.g. '2,1,1' (default balanced)")
+  p.add_argument('--prepare', action='store_true', help='also prepare it as an image-folder dataset for training')
+  p.add_argument('--data-dir', default='data', help='with --prepare: where prepared datasets go (default data/)')
+  p.add_argument('--name', default='', help="with --prepare: the prepared dataset's name (default the outdir's)")
+  p.add_argument('--overwrite', action='store_true', help='replace a dataset with other options in --outdir')
 
   p = commands.add_parser('export', help='convert between artifacts, official network pickles and checkpoints',
                           description='Reads --network (artifact directory or official .pkl) or a checkpoint of a '

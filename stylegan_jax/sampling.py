@@ -17,7 +17,8 @@ depend on the other images of its batch; `generate` uses the seed as the noise i
 buffers (the official `randomize_noise=False`), 'none' disables noise.
 
 Every call runs in chunks of `batch_size`, the last zero-padded, so one shape compiles per Sampler and any number
-of images fits in memory. Results are deterministic for a given batch size and backend; a different batch size
+of images fits in memory. With `devices`, each chunk is split over them (data parallel; the variables replicated).
+Results are deterministic for a given batch size and backend; a different batch size
 compiles differently and may change float outputs by rounding (relative ~1e-6), i.e. a uint8 value by 1.
 """
 
@@ -79,21 +80,29 @@ class Sampler:
   """A generator (Gs or G variables) ready to sample; see the module docstring for the conventions."""
 
   def __init__(self, config: NetworkConfig, variables: dict, *, batch_size: int = 8,
-               class_names: Optional[Sequence[str]] = None):
-    if batch_size < 1:
-      raise ValueError(f'batch_size must be >= 1, got {batch_size}')
+               class_names: Optional[Sequence[str]] = None, devices: Optional[Sequence[jax.Device]] = None):
+    if batch_size < 1 or (devices and batch_size % len(devices)):
+      raise ValueError(f'batch_size must be >= 1 and a multiple of the number of devices, got {batch_size}')
     self.config = config
     self.class_names = None if class_names is None else list(class_names)
-    self.variables = jax.device_put(variables)
     self.batch_size = batch_size
+    if devices:
+      mesh = jax.sharding.Mesh(np.array(devices), ('batch',))
+      self._sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec('batch'))
+      self.variables = jax.device_put(variables, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
+    else:
+      self._sharding = None
+      self.variables = jax.device_put(variables)
 
   @classmethod
-  def from_path(cls, path: Union[str, os.PathLike], network: str = 'Gs', *, batch_size: int = 8) -> 'Sampler':
+  def from_path(cls, path: Union[str, os.PathLike], network: str = 'Gs', *, batch_size: int = 8,
+                devices: Optional[Sequence[jax.Device]] = None) -> 'Sampler':
     """From an artifact directory or an official network pickle (.pkl); `network` is 'Gs' or 'G'."""
     if network not in ('Gs', 'G'):
       raise ValueError(f"network must be 'Gs' or 'G' (a generator), got {network!r}")
     artifact = export.load_networks(path, (network,))
-    return cls(artifact.config, artifact.network(network), batch_size=batch_size, class_names=artifact.class_names)
+    return cls(artifact.config, artifact.network(network), batch_size=batch_size, class_names=artifact.class_names,
+               devices=devices)
 
   @property
   def dlatent_avg(self) -> np.ndarray:
@@ -215,6 +224,8 @@ class Sampler:
       count = min(b, n - start)
       chunk = [None if a is None else np.pad(a[start:start + count], [(0, b - count)] + [(0, 0)] * (a.ndim - 1))
                for a in arrays]
+      if self._sharding is not None:
+        chunk = [None if c is None else jax.device_put(c, self._sharding) for c in chunk]
       result = fn(*chunk)  # dispatched asynchronously; fetch the previous chunk meanwhile
       if pending is not None:
         outputs.append(np.asarray(pending[0])[:pending[1]])
