@@ -33,11 +33,15 @@ PROG = 'stylegan-jax project'
 
 
 def image_paths(inputs: Sequence[str]) -> list[str]:
-  """Files as given, folders expanded to their images (sorted, recursive)."""
+  """Files as given, folders expanded to their images (sorted, recursive); a sub-folder that cannot be read is an
+  error naming it."""
   paths = []
   for item in inputs:
     if os.path.isdir(item):
-      paths += [os.path.join(item, p) for p in image_folder.find_images(item)]
+      found, unreadable = image_folder.find_images(item)
+      if unreadable:
+        raise errors.UserError(f'{os.path.join(item, unreadable[0][0])}: {unreadable[0][1]}')
+      paths += [os.path.join(item, p) for p in found]
     elif os.path.isfile(item):
       paths.append(item)
     else:
