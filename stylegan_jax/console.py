@@ -26,6 +26,7 @@ from stylegan_jax import errors
 _EXPECTED_WARNINGS = (
     'Using custom data configuration',  # TFDS: every prepared dataset has a custom builder config
     'has no dataset_info.json',         # TFDS: a dataset being prepared for the first time
+    'Given directory is read only',     # Orbax: checkpoints are read (export, metrics) read-only on purpose
 )
 # Levels at verbosity 0 of loggers quieter than the rest: JAX's TPU/GPU backend probes on machines without them,
 # and the routine checkpoint saves (their warnings and errors still show).
