@@ -23,6 +23,7 @@ import time
 import jax
 import numpy as np
 import pytest
+from states import assert_same_state
 from jax._src import compilation_cache
 from PIL import Image
 
@@ -86,13 +87,6 @@ def run_recorded(config, workdir, **kwargs):
                lambda *a, **k: RecordingIterator(create(*a, **k), digests))
     state = train.train(config, str(workdir), **kwargs)
   return jax.device_get(state), digests
-
-
-def assert_same_state(a, b):
-  leaves_a, leaves_b = jax.tree_util.tree_leaves_with_path(a), jax.tree_util.tree_leaves_with_path(b)
-  assert [p for p, _ in leaves_a] == [p for p, _ in leaves_b]
-  for (path, x), (_, y) in zip(leaves_a, leaves_b):
-    np.testing.assert_array_equal(np.asarray(x), np.asarray(y), err_msg=jax.tree_util.keystr(path))
 
 
 def metrics(workdir):

@@ -9,9 +9,8 @@ import subprocess
 import sys
 import time
 
-import jax
-import numpy as np
 import pytest
+from states import assert_same_state
 
 from stylegan_jax import checkpoint, errors
 from stylegan_jax.configs import smoke
@@ -99,13 +98,6 @@ def wait_for(path, pattern, process, timeout=600):
     assert process.poll() is None, 'the launcher ended early'
     time.sleep(0.1)
   raise TimeoutError(f'no {pattern!r} in {path}')
-
-
-def assert_same_state(a, b):
-  leaves_a, leaves_b = jax.tree_util.tree_leaves_with_path(a), jax.tree_util.tree_leaves_with_path(b)
-  assert [p for p, _ in leaves_a] == [p for p, _ in leaves_b]
-  for (path, x), (_, y) in zip(leaves_a, leaves_b):
-    np.testing.assert_array_equal(np.asarray(x), np.asarray(y), err_msg=jax.tree_util.keystr(path))
 
 
 def metrics(workdir):
