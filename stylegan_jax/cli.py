@@ -19,12 +19,12 @@ COMMANDS = {
                 'prepare a dataset (a folder of images, Fashion-MNIST or a TFDS catalog dataset) for training'),
     'train': ('stylegan_jax.main:main', 'train a progressive StyleGAN in a workdir, or resume it there'),
     'sample': ('stylegan_jax.sample:main',
-               'images and the paper figures (generate, style-mixing, truncation, noise, interpolate)'),
+               'images, the paper figures and synthetic datasets (generate, style-mixing, truncation, noise, '
+               'interpolate, dataset)'),
     'export': ('stylegan_jax.sample:export_main',
                'convert between artifacts, official network pickles and training checkpoints'),
     'metrics': ('stylegan_jax.metrics.main:main',
-                'quality metrics (domain FD/KID/coverage, FID/KID/precision-recall, separability) of a run, artifact or '
-                'pickle; train the domain classifier; the calibration table'),
+                'quality metrics of a run, artifact or pickle (domain FD/KID/coverage, FID/KID/P&R, separability)'),
     'project': ('stylegan_jax.project:main',
                 'find the dlatents that reproduce images (StyleGAN2 projector), for editing and evaluation'),
     'sweep': ('stylegan_jax.sweeps.main:main',
@@ -35,7 +35,7 @@ COMMANDS = {
 def usage() -> str:
   width = max(map(len, COMMANDS))
   lines = [f'usage: {PROG} COMMAND [flags]     ({PROG} COMMAND --help lists the flags of COMMAND)', '',
-           'StyleGAN v1 in JAX: prepare a dataset, train, sample and export.', '', 'commands:']
+           'StyleGAN v1 in JAX: prepare a dataset, train, sample, export, measure, sweep and project.', '', 'commands:']
   lines += [f'  {name:<{width}}  {help_}' for name, (_, help_) in COMMANDS.items()]
   lines += ['', 'Every command takes --verbosity=1 to show library logs and the traceback of an error.']
   return '\n'.join(lines)
