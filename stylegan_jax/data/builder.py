@@ -162,7 +162,8 @@ class LevelsBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
     for key, reason in source.bad:
       report(key, reason)
-    with (tqdm.tqdm(total=len(source.items), unit='img', desc=f'Preparing {self.name}') as bar,
+    with (tqdm.tqdm(total=len(source.items), unit='img', desc=f'Preparing {self.name}',
+                    disable=not sys.stderr.isatty()) as bar,  # a log file gets the summary lines only
           self._map(functools.partial(_process, source.loader)) as imap):
       for key, label, result in imap(source.items):
         bar.update()
