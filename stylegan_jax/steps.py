@@ -68,6 +68,19 @@ def _adam_update(optimizer, params, opt_state, grads, lr):
   return _select(finite, new_params, params), _select(finite, new_opt, opt_state), finite
 
 
+def gs_decay(train, nimg, global_batch: int):
+  """The Gs moving-average factor of one step: 0.5 ** (global_batch / half-life in images).
+
+  The half-life is train.G_smoothing_kimg (official); with train.G_smoothing_rampup = r > 0 (a deviation, as
+  StyleGAN2-ADA's ema_rampup) it is at most r * nimg, so early Gs follows G closely.
+  """
+  half_life = jnp.float32(train.G_smoothing_kimg * 1000.0)
+  rampup = train.get('G_smoothing_rampup', 0.0)
+  if rampup:
+    half_life = jnp.minimum(half_life, jnp.asarray(nimg, jnp.float32) * rampup)
+  return 0.5 ** (global_batch / jnp.maximum(half_life, 1e-8))
+
+
 @dataclasses.dataclass
 class StageSteps:
   """The compiled step pair of one stage; `traces` counts how often each was traced (1 = compiled once)."""
@@ -87,7 +100,9 @@ def build_stage_steps(model: NetworkConfig, config, resolution: int, global_batc
     raise ValueError(f'minibatch {global_batch} at {resolution}x{resolution} does not divide across '
                      f'{num_devices} devices')
   optimizer = adam(train.adam_epsilon_form)
-  gs_beta = 0.5 ** (global_batch / (train.G_smoothing_kimg * 1000.0))
+  penalty_interval = int(loss_config.get('penalty_interval', 1))
+  if penalty_interval < 1:
+    raise ValueError(f'loss.penalty_interval must be a positive integer, got {penalty_interval}')
   mixing_prob = train.style_mixing_prob or None
   stage_layers = 2 * int(np.log2(resolution)) - 2
   traces = {'d_step': 0, 'g_step': 0}
@@ -116,15 +131,24 @@ def build_stage_steps(model: NetworkConfig, config, resolution: int, global_batc
     reals = process_reals(images, lod)
     mix_factors = jax.vmap(lambda k: jax.random.uniform(jax.random.fold_in(k, _GP_MIX)))(keys)
 
-    def loss_fn(d_params):
+    def loss_fn(d_params, penalty_weight):
       d_fn = lambda x: D.apply({'params': d_params}, x, labels_or_none(labels), lod)
-      loss, aux = losses.discriminator_loss(loss_config, d_fn, reals, lax.stop_gradient(fakes), lod, mix_factors)
+      loss, aux = losses.discriminator_loss(loss_config, d_fn, reals, lax.stop_gradient(fakes), lod, mix_factors,
+                                            penalty_weight=penalty_weight)
       return jnp.mean(loss), aux
 
-    (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.D['params'])
+    if penalty_interval == 1:
+      loss_fn_now = lambda d_params: loss_fn(d_params, 1.0)
+    else:  # lazy regularisation: the penalty, k times as strong, on every k-th D step since the optimizer reset
+      loss_fn_now = lambda d_params: lax.cond(state.D_opt.count % penalty_interval == 0,
+                                              lambda p: loss_fn(p, float(penalty_interval)),
+                                              lambda p: loss_fn(p, 0.0), d_params)
+
+    (loss, aux), grads = jax.value_and_grad(loss_fn_now, has_aux=True)(state.D['params'])
     grads = lax.pmean(grads, AXIS)
     d_params, d_opt, finite = _adam_update(optimizer, state.D['params'], state.D_opt, grads, lr)
     g_vars = {**state.G, 'stats': g_stats}
+    gs_beta = gs_decay(train, state.nimg, global_batch)
     gs_params = jax.tree_util.tree_map(lambda g, s: layers.lerp(g, s, gs_beta), g_vars['params'],
                                        state.Gs['params'])
     new_state = state.replace(D={'params': d_params}, D_opt=d_opt, G=g_vars, rng=rng,
