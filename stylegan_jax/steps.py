@@ -12,7 +12,8 @@ multi-GPU code.
 """
 
 import dataclasses
-from typing import Callable
+import functools
+from typing import Callable, Optional
 
 import jax
 import jax.numpy as jnp
@@ -89,6 +90,15 @@ class StageSteps:
   d_step: Callable  # (state, images uint8 [B,H,W,C], labels [B,L], lod, lr) -> (state, metrics)
   g_step: Callable  # (state, labels [B,L], lod, lr) -> (state, metrics)
   traces: dict
+  penalty_interval: int = 1
+  d_step_plain: Optional[Callable] = None  # lazy regularisation: the D step without the penalty
+
+  def d_step_for(self, d_count: int) -> Callable:
+    """The D step to run after `d_count` D steps since the last optimizer reset: with lazy regularisation
+    (loss.penalty_interval = k > 1) `d_step` (penalty x k) when d_count % k == 0, else `d_step_plain`."""
+    if self.penalty_interval > 1 and d_count % self.penalty_interval:
+      return self.d_step_plain
+    return self.d_step
 
 
 def build_stage_steps(model: NetworkConfig, config, resolution: int, global_batch: int, mesh: Mesh) -> StageSteps:
@@ -106,6 +116,8 @@ def build_stage_steps(model: NetworkConfig, config, resolution: int, global_batc
   mixing_prob = train.style_mixing_prob or None
   stage_layers = 2 * int(np.log2(resolution)) - 2
   traces = {'d_step': 0, 'g_step': 0}
+  if penalty_interval > 1:
+    traces['d_step_plain'] = 0
 
   def labels_or_none(labels):
     return labels if model.label_size else None
@@ -124,27 +136,20 @@ def build_stage_steps(model: NetworkConfig, config, resolution: int, global_batc
     mixing_key = jax.random.fold_in(jax.random.fold_in(step_key, 1), lax.axis_index(AXIS))
     return rng, _sample_keys(step_key, local_batch), mixing_key
 
-  def d_body(state: TrainState, images, labels, lod, lr):
-    traces['d_step'] += 1
+  def d_body(state: TrainState, images, labels, lod, lr, *, penalty_weight: float, name: str):
+    traces[name] += 1
     rng, keys, mixing_key = step_keys(state, images.shape[0])
     fakes, g_stats = generate(state.G, keys, labels, lod, mixing_key)
     reals = process_reals(images, lod)
     mix_factors = jax.vmap(lambda k: jax.random.uniform(jax.random.fold_in(k, _GP_MIX)))(keys)
 
-    def loss_fn(d_params, penalty_weight):
+    def loss_fn(d_params):
       d_fn = lambda x: D.apply({'params': d_params}, x, labels_or_none(labels), lod)
       loss, aux = losses.discriminator_loss(loss_config, d_fn, reals, lax.stop_gradient(fakes), lod, mix_factors,
                                             penalty_weight=penalty_weight)
       return jnp.mean(loss), aux
 
-    if penalty_interval == 1:
-      loss_fn_now = lambda d_params: loss_fn(d_params, 1.0)
-    else:  # lazy regularisation: the penalty, k times as strong, on every k-th D step since the optimizer reset
-      loss_fn_now = lambda d_params: lax.cond(state.D_opt.count % penalty_interval == 0,
-                                              lambda p: loss_fn(p, float(penalty_interval)),
-                                              lambda p: loss_fn(p, 0.0), d_params)
-
-    (loss, aux), grads = jax.value_and_grad(loss_fn_now, has_aux=True)(state.D['params'])
+    (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.D['params'])
     grads = lax.pmean(grads, AXIS)
     d_params, d_opt, finite = _adam_update(optimizer, state.D['params'], state.D_opt, grads, lr)
     g_vars = {**state.G, 'stats': g_stats}
@@ -182,11 +187,17 @@ def build_stage_steps(model: NetworkConfig, config, resolution: int, global_batc
   # check_vma=False gives pmap semantics: gradients of the replicated params stay per device until the
   # explicit pmean (with vma checking, shard_map would psum them implicitly).
   batch = P(AXIS)
-  d_step = jax.jit(jax.shard_map(d_body, mesh=mesh, in_specs=(P(), batch, batch, P(), P()), out_specs=(P(), P()),
+
+  def compile_d_step(penalty_weight: float, name: str):
+    body = functools.partial(d_body, penalty_weight=penalty_weight, name=name)
+    return jax.jit(jax.shard_map(body, mesh=mesh, in_specs=(P(), batch, batch, P(), P()), out_specs=(P(), P()),
                                  check_vma=False), donate_argnums=0)
+
+  d_step = compile_d_step(float(penalty_interval), 'd_step')
+  d_step_plain = compile_d_step(0.0, 'd_step_plain') if penalty_interval > 1 else d_step
   g_step = jax.jit(jax.shard_map(g_body, mesh=mesh, in_specs=(P(), batch, P(), P()), out_specs=(P(), P()),
                                  check_vma=False), donate_argnums=0)
-  return StageSteps(resolution, global_batch, d_step, g_step, traces)
+  return StageSteps(resolution, global_batch, d_step, g_step, traces, penalty_interval, d_step_plain)
 
 
 class StepCache:

@@ -187,21 +187,21 @@ def test_lazy_penalty_every_kth_step_k_times_as_strong(loss_type):
   images = [steps.shard_batch(batch, mesh) for batch in batches(model, 4, 8)]
   labels = steps.shard_batch(np.zeros((8, 0), np.float32), mesh)
 
-  def d_step(weight=1.0, interval=1):
+  def stage_steps(weight=1.0, interval=1):
     config = run_config(style_mixing_prob=0.0)
     config.loss.update(type=loss_type, r1_gamma=5.0 * weight, wgan_lambda=10.0 * weight, penalty_interval=interval)
-    pair = steps.build_stage_steps(model, config, 16, 8, mesh)
-    return lambda state, batch: pair.d_step(state, batch, labels, jnp.float32(0.3), jnp.float32(0.002))
+    return steps.build_stage_steps(model, config, 16, 8, mesh)
 
-  def run(step_fns):
+  def run(pairs):
     state, penalties = initial_state(model, mesh), []
-    for step, batch in zip(step_fns, images):
-      state, metrics = step(state, batch)
+    for d_count, (pair, batch) in enumerate(zip(pairs, images)):
+      state, metrics = pair.d_step_for(d_count)(state, batch, labels, jnp.float32(0.3), jnp.float32(0.002))
       penalties.append(float(metrics['r1_penalty' if loss_type == 'logistic_r1' else 'gradient_penalty']))
     return jax.device_get(state.D['params']), penalties
 
-  lazy_step, x3, x0, plain = d_step(interval=3), d_step(weight=3.0), d_step(weight=0.0), d_step()
-  lazy, lazy_penalties = run([lazy_step] * 4)
+  lazy_steps, x3, x0, plain = stage_steps(interval=3), stage_steps(3.0), stage_steps(0.0), stage_steps()
+  lazy, lazy_penalties = run([lazy_steps] * 4)
+  assert lazy_steps.traces == {'d_step': 1, 'd_step_plain': 1, 'g_step': 0}
   by_hand, _ = run([x3, x0, x0, x3])
   every_step, _ = run([plain] * 4)
   jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7), lazy, by_hand)
