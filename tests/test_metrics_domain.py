@@ -159,6 +159,26 @@ def test_metrics_command_on_an_artifact_prints_json(config, net, tmp_path, capsy
   assert main.main(['evaluate', str(artifact), '--config', 'smoke', '--metrics', 'nope']) == 2
 
 
+def test_metrics_command_evaluates_g_or_gs(config, net, tmp_path, capsys):
+  """--generator G evaluates the artifact's G (here another network than its Gs); an artifact without G says so."""
+  model = NetworkConfig.from_dict(config.model)
+  gs, g = (networks.init_generator(model, jax.random.key(seed)) for seed in (0, 1))
+  both = export.save_artifact(tmp_path / 'both', model, gs, G=g)
+  only_gs = export.save_artifact(tmp_path / 'gs', model, gs)
+  common = ['--config', 'smoke', '--data_dir', config.data.data_dir, '--cache_dir', config.metrics.cache_dir,
+            '--metrics', 'fd_domain64']
+  results = {}
+  for name, path, generator in [('Gs', only_gs, 'Gs'), ('G', both, 'G'), ('both Gs', both, 'Gs')]:
+    assert main.main(['evaluate', str(path), '--generator', generator, *common]) == 0
+    line = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert line['generator'] == generator
+    results[name] = line['results']['fd_domain64']
+  assert results['Gs'] == results['both Gs'] != results['G']
+  assert main.main(['evaluate', str(only_gs), '--generator', 'G', *common]) == 1
+  assert 'has no G' in capsys.readouterr().err
+  assert main.main(['evaluate', str(only_gs), '--checkpoint', '64', *common]) == 2
+
+
 @pytest.mark.slow  # a two-stage training run, then the metrics command on its workdir: minutes on 2 shared cores
 def test_training_logs_fd_domain_at_each_stage_end(config, net, tmp_path, capsys):
   c = config.copy_and_resolve_references()

@@ -49,24 +49,28 @@ def _config(args) -> ml_collections.ConfigDict:
   return config
 
 
-def load_generator(path: str, config: ml_collections.ConfigDict, data_dir: Optional[str] = None
-                   ) -> tuple[dict, dict]:
-  """(Gs variables, facts) from a workdir, an artifact or an official pickle. Sets config.model, and for a
-  workdir config.data to the run's (in `data_dir` when given). facts: kimg, and the resolution and lod the
-  network is evaluated at: a checkpoint's stage resolution and lod, else full resolution and lod 0."""
+def load_generator(path: str, config: ml_collections.ConfigDict, data_dir: Optional[str] = None,
+                   generator: str = 'Gs', step: Optional[int] = None) -> tuple[dict, dict]:
+  """(variables of `generator`, 'Gs' or 'G', facts) from a workdir (its checkpoint `step`, default the newest),
+  an artifact or an official pickle. Sets config.model, and for a workdir config.data to the run's (in
+  `data_dir` when given). facts: kimg, and the resolution and lod the network is evaluated at: a checkpoint's
+  stage resolution and lod, else full resolution and lod 0."""
   if os.path.isdir(os.path.join(path, 'checkpoints')):
-    restored = checkpoint.load(path)
+    restored = checkpoint.load(path, step)
     saved = restored.meta['config']
     config.model = ml_collections.ConfigDict(saved['model'])
     config.data = ml_collections.ConfigDict(saved['data'])
     config.data.data_dir = data_dir or config.data.data_dir
-    return restored.state.Gs, {'kimg': restored.step / 1000, 'resolution': restored.loop['stage'],
-                               'lod': restored.loop['lod']}
+    return getattr(restored.state, generator), {'kimg': restored.step / 1000, 'resolution': restored.loop['stage'],
+                                                'lod': restored.loop['lod']}
   if not os.path.exists(path):
     raise errors.UserError(f'network {path!r} not found: give a training workdir, an artifact directory or a .pkl')
-  artifact = export.load_networks(path, ('Gs',))
+  if step is not None:
+    raise errors.UsageError('--checkpoint needs a training workdir')
+  artifact = export.load_networks(path, (generator,))
   config.model = ml_collections.ConfigDict(artifact.config.to_dict())
-  return artifact.Gs, {'kimg': artifact.metadata.get('kimg'), 'resolution': artifact.config.resolution, 'lod': 0.0}
+  return getattr(artifact, generator), {'kimg': artifact.metadata.get('kimg'),
+                                        'resolution': artifact.config.resolution, 'lod': 0.0}
 
 
 def _table(rows: list[dict]) -> str:
@@ -80,14 +84,14 @@ def _table(rows: list[dict]) -> str:
 
 def cmd_evaluate(args) -> None:
   config = _config(args)
-  gs, facts = load_generator(args.network, config, args.data_dir)
+  gs, facts = load_generator(args.network, config, args.data_dir, args.generator, args.checkpoint)
   if (config.model.resolution, config.model.num_channels) != (config.data.resolution, config.data.num_channels):
     raise errors.UsageError(f'the network makes {config.model.resolution}x{config.model.resolution}x'
                             f'{config.model.num_channels} images but the data config has {config.data.resolution}x'
                             f'{config.data.resolution}x{config.data.num_channels}: pass a matching --config')
   names = args.metrics.split(',') if args.metrics else list(config.metrics.names) or ['fd_domain', 'coverage']
   results = registry.evaluate(gs, config, names, resolution=facts['resolution'], lod=facts['lod'])
-  print(json.dumps({'network': args.network, **facts, 'dataset': Reals(config.data).name, 'metrics': names,
+  print(json.dumps({'network': args.network, 'generator': args.generator, **facts, 'dataset': Reals(config.data).name, 'metrics': names,
                     'results': results}))
   print(_table([{'metric': k, 'value': v} for k, v in results.items()]))
 
@@ -135,6 +139,9 @@ def _parser() -> argparse.ArgumentParser:
   p.add_argument('--num_images', type=int, help='images for names without a count')
   p.add_argument('--inception', dest='inception_path', help='FID Inception-v3 weights (fid/kid/pr)')
   p.add_argument('--seed', type=int, help='latents and noise of the generated images')
+  p.add_argument('--generator', choices=('Gs', 'G'), default='Gs',
+                 help='the moving average Gs (default) or the trained G (a workdir, or an artifact that has G)')
+  p.add_argument('--checkpoint', type=int, help='a workdir\'s checkpoint step (images shown; default the newest)')
   p = add('train-classifier', cmd_train_classifier, 'train (or load) the domain classifier; prints its record')
   p.add_argument('--retrain', action='store_true', help='train again even if cached')
   p = add('calibrate', cmd_calibrate, 'domain metrics of degraded real images')
