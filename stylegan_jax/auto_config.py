@@ -3,7 +3,8 @@
 The model's resolution, channels and label size are the dataset's. The rest suits the resolution and the kind of
 device:
   cpu        the quickstart (configs/default.py): its networks (fmap_base 512, fmap_max 128, 128-d latents,
-             4 mapping layers), minibatch 32, learning rates 0.002, R1 gamma 1, Gs half-life 2.5 kimg; growing
+             4 mapping layers) and training settings (minibatch 16, learning rates 0.002, R1 gamma 10 on every
+             16th D step, Gs half-life 1 kimg ramped up over the first 20 kimg); growing
              from 8x8 with fade-in and stable phases of P kimg, P = 50 / (2 n) rounded down to 0.5 for n
              doublings from 8 to the resolution, so full resolution is stable (after 2 n phases) by kimg 50;
              a tick every 2 kimg.

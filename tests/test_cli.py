@@ -254,16 +254,16 @@ def test_train_with_data_and_no_config_builds_the_model_for_the_dataset(tmp_path
 
 
 def test_eta_weights_each_stage_by_its_cost():
-  config = default.get_config()  # 8x8 to 15 kimg, 16x16 to 45, 32x32 to 100
+  config = default.get_config()  # 8x8 to 10 kimg, 16x16 to 30, 32x32 to the end
   spans = progress.stage_spans(config.schedule, 32, 100_000)
-  assert spans == {8: (0, 15_001), 16: (15_001, 45_001), 32: (45_001, 100_000)}
+  assert spans == {8: (0, 10_001), 16: (10_001, 30_001), 32: (30_001, 100_000)}
   assert progress.eta_seconds(0, spans, {}, {}) is None
   # Measured 8x8 only: 16x16 and 32x32 get the prior rate(r) = rate(8) * 8 / r, plus a compile each.
-  expected = 15_001 / 200 + 30_000 / 100 + 54_999 / 50 + 2 * 12.0
+  expected = 10_001 / 200 + 20_000 / 100 + 69_999 / 50 + 2 * 12.0
   assert progress.eta_seconds(0, spans, {8: 200.0}, {8: 12.0}) == pytest.approx(expected)
   # Measured stages use their own rates; a stage half done counts its remaining images only.
-  expected = 15_000 / 80 + 54_999 / 40
-  assert progress.eta_seconds(30_001, spans, {8: 200.0, 16: 80.0, 32: 40.0}, {8: 12.0}) == pytest.approx(expected)
+  expected = 10_000 / 80 + 69_999 / 40
+  assert progress.eta_seconds(20_001, spans, {8: 200.0, 16: 80.0, 32: 40.0}, {8: 12.0}) == pytest.approx(expected)
   assert progress.format_seconds(3725.2) == '1:02:06' and progress.format_seconds(59) == '00:59'
 
 

@@ -148,7 +148,7 @@ def test_timetable_matches_the_loop(name):
 def test_timetable_of_the_quickstart():
   stages = timetable.timetable(default.get_config())
   assert [(s.resolution, s.start_nimg, s.end_nimg, s.minibatch) for s in stages] == [
-      (8, 0, 15008, 32), (16, 15008, 45024, 32), (32, 45024, 100000, 32)]
+      (8, 0, 10016, 16), (16, 10016, 30016, 16), (32, 30016, 100000, 16)]
 
 
 def python(*args, cwd=REPO):

@@ -14,8 +14,10 @@ MODEL = NetworkConfig(resolution=16, num_channels=1, fmap_base=64, fmap_max=32, 
 
 
 def run_config(**train):
+  """The default config with the official R1 every step and Gs half-life without ramp-up, updated by `train`."""
   config = default.get_config()
-  config.train.update(**train)
+  config.loss.penalty_interval = 1
+  config.train.update(G_smoothing_rampup=0.0, **train)
   return config
 
 
