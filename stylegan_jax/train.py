@@ -25,8 +25,8 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from stylegan_jax import (checkpoint, config_validation, input_pipeline, networks, preemption, progress, sampling,
-                          schedule, steps, train_state)
+from stylegan_jax import (checkpoint, config_validation, distributed, input_pipeline, networks, preemption,
+                          progress, sampling, schedule, steps, train_state)
 from stylegan_jax.metrics.training import TrainingMetrics
 from stylegan_jax.network_config import NetworkConfig
 from stylegan_jax.run_log import RunLog
@@ -103,6 +103,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, allow_config_chang
   SIGTERM/SIGINT save a checkpoint at the next step and return the state (see preemption.py).
   """
   mesh = steps.make_mesh()
+  distributed.check_same_config(config)  # with several processes: the same config everywhere, or refused
   config_validation.validate(config, num_devices=mesh.devices.size)
   model = NetworkConfig.from_dict(config.model)
   dataset_info = input_pipeline.create_dataset_info(config.data)
@@ -250,6 +251,12 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, allow_config_chang
           logger.warning('stopped by %s at kimg %.3f; run the same command to continue', stop.signal,
                          loop.nimg / 1000)
           break
+  except jax.errors.JaxRuntimeError as e:
+    if jax.process_count() == 1:
+      raise
+    error = distributed.lost_process(e, loop.nimg)
+    logger.error('%s', error)  # now: closing the checkpoints below may wait until JAX ends this process
+    raise error from e
   finally:
     checkpoints.close()  # waits for a save in flight
     if iterator is not None:
