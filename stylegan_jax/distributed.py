@@ -65,9 +65,9 @@ def start(cluster: Optional[str], coordinator_address: Optional[str], num_proces
       jax.distributed.initialize(cluster_detection_method=None if cluster == 'auto' else cluster, **kwargs)
   except ValueError as e:  # JAX's wording for unset or inconsistent parameters
     if not explicit and 'coordinator_address' in str(e):
-      raise errors.UsageError(
-          f'--distributed={cluster}: JAX found no {"cluster environment (SLURM, Open MPI, Cloud TPU VM)" if cluster == "auto" else cluster + " environment"} '
-          'here; on plain hosts pass --coordinator_address=HOST:PORT --num_processes=N --process_id=I') from None
+      found = 'cluster environment (SLURM, Open MPI, Cloud TPU VM)' if cluster == 'auto' else f'{cluster} environment'
+      raise errors.UsageError(f'--distributed={cluster}: JAX found no {found} here; on plain hosts pass '
+                              '--coordinator_address=HOST:PORT --num_processes=N --process_id=I') from None
     raise errors.UsageError(f'jax.distributed: {e}') from None
   state = jax_distributed.global_state
   logger.info('process %d of %d (coordinator %s, %s); a lost process is noticed within %d s', jax.process_index(),

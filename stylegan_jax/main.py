@@ -70,6 +70,11 @@ def _define_flags(argv: list[str]) -> flags.FlagValues:
   flags.DEFINE_integer('heartbeat_timeout', distributed.HEARTBEAT_TIMEOUT_S, 'Seconds without heartbeats after '
                        'which a process counts as dead and the others stop (jax.distributed).', lower_bound=1,
                        flag_values=fv)
+  flags.DEFINE_string('accumulation_steps', '1', "Micro-batches per device and step (gradient accumulation, to "
+                      "fit a stage's minibatch on fewer or smaller devices), or 'auto': per stage the fewest whose "
+                      'compiled step fits --device_memory_gb.', flag_values=fv)
+  flags.DEFINE_float('device_memory_gb', 0.0, "Memory budget per device for --accumulation_steps=auto (0: what "
+                     'the device reports; CPUs report nothing).', lower_bound=0.0, flag_values=fv)
   flags.DEFINE_bool('dry_run', False, 'Validate the config, print it and the timetable of every stage, and exit '
                     'without touching the workdir.', flag_values=fv)
   flags.DEFINE_bool('dry_run_timing', False, "With --dry_run: also compile and time each stage's step pair here "
@@ -178,7 +183,8 @@ def _main(argv: list[str]) -> None:
     dry_run(resolve_config(fv, jax.default_backend(), jax.device_count()), timing=fv.dry_run_timing)
     return
   _check_workdir(fv.workdir)
-  from stylegan_jax import distributed, train  # noqa: PLC0415
+  from stylegan_jax import accumulation, distributed, train  # noqa: PLC0415
+  accumulation_steps = accumulation.parse(fv.accumulation_steps)
   distributed.start(fv.distributed, fv.coordinator_address, fv.num_processes, fv.process_id, fv.heartbeat_timeout)
   cache_dir = os.path.join(fv.workdir, 'compile_cache') if fv.compilation_cache_dir is None \
       else fv.compilation_cache_dir
@@ -186,7 +192,8 @@ def _main(argv: list[str]) -> None:
     jax.config.update('jax_compilation_cache_dir', os.path.abspath(cache_dir))
   config = resolve_config(fv, jax.default_backend(), jax.device_count())
   logger.info('training on %d %s device(s) in %s', jax.device_count(), jax.default_backend(), fv.workdir)
-  train.train(config, fv.workdir, allow_config_change=fv.allow_config_change)
+  train.train(config, fv.workdir, allow_config_change=fv.allow_config_change, accumulation_steps=accumulation_steps,
+              device_memory_gb=fv.device_memory_gb)
 
 
 def dry_run(config: ml_collections.ConfigDict, timing: bool = False) -> None:
