@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import sys
+import time
 from typing import Optional, Sequence
 
 import jax
@@ -33,6 +34,7 @@ logger = logging.getLogger(__name__)
 CLUSTERS = ('auto', 'slurm', 'ompi', 'gcetpu', 'gketpu', 'mpi4py')
 HEARTBEAT_TIMEOUT_S = 100  # JAX's default (jax.distributed.initialize)
 _KEY_TIMEOUT_MS = 300_000  # how long a process waits for the others' configs (JAX's initialization timeout)
+_EXIT_GRACE_S = 5  # how long a failed process 0 waits for the others to fail too before it leaves
 
 
 class ProcessLostError(errors.UserError):
@@ -149,9 +151,19 @@ def lost_process(error: Exception, nimg: int) -> ProcessLostError:
 
 def exit_after_error(code: int) -> None:
   """Ends a process of a distributed run that failed, now: without JAX's shutdown barrier, which waits for every
-  process (a dead one never comes) until the heartbeat timeout aborts it."""
-  if code and jax.distributed.is_initialized():
-    sys.stdout.flush()
-    sys.stderr.flush()
-    logging.shutdown()
-    os._exit(code)
+  process (a dead one never comes) until the heartbeat timeout aborts it. Process 0 hosts the coordination
+  service, so it leaves last: after the others that fail with it (up to _EXIT_GRACE_S)."""
+  if not code or not jax.distributed.is_initialized():
+    return
+  client = jax_distributed.global_state.client
+  try:
+    client.key_value_set(f'stylegan_jax/exit/{jax.process_index()}', str(code))
+    deadline = time.time() + _EXIT_GRACE_S
+    for i in range(1, jax.process_count()) if jax.process_index() == 0 else ():
+      client.blocking_key_value_get(f'stylegan_jax/exit/{i}', max(1, int((deadline - time.time()) * 1000)))
+  except Exception:  # noqa: BLE001 (a process or the service is gone: nothing left to wait for)
+    pass
+  sys.stdout.flush()
+  sys.stderr.flush()
+  logging.shutdown()
+  os._exit(code)

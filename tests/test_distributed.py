@@ -1,5 +1,6 @@
-"""Several processes through jax.distributed on localhost: 2 processes x 2 CPU devices train as 1 process x 4
-devices; different configs, process counts and device layouts are refused at start-up with what differs.
+"""Several processes through jax.distributed on localhost: 2 processes x 2 CPU devices, started by the SLURM
+recipe's per-task line under the variables SLURM sets, train as 1 process x 4 devices; different configs, process
+counts and device layouts are refused at start-up with what differs; a lost process stops the other (slow).
 
 The runs are the smoke networks on a folder of random 8x8 images (an instant prepare), starting at 4x4: 3 steps of
 the global batch 8. Every run is a `stylegan_jax.main` subprocess with the XLA device count and matmul precision
@@ -8,14 +9,18 @@ it needs.
 
 import os
 import pathlib
+import re
+import signal
 import socket
 import subprocess
 import sys
+import time
 
 import jax
 import numpy as np
 import pytest
 from PIL import Image
+from states import assert_same_state
 
 from stylegan_jax import checkpoint, distributed, errors
 from stylegan_jax.configs import smoke
@@ -46,10 +51,18 @@ def free_port() -> int:
     return s.getsockname()[1]
 
 
-def command(workdir, data, *flags):
-  return [sys.executable, '-m', 'stylegan_jax.main', '--config=smoke', f'--workdir={workdir}', *data,
-          '--config.model.resolution=8', '--config.schedule.lod_initial_resolution=4',
-          f'--config.train.total_kimg={STEPS * BATCH / 1000}', '--compilation_cache_dir=', *flags]
+TRAIN = [sys.executable, '-m', 'stylegan_jax.main']
+
+
+def flags(workdir, data):
+  """The train flags of these runs."""
+  return ['--config=smoke', f'--workdir={workdir}', *data, '--config.model.resolution=8',
+          '--config.schedule.lod_initial_resolution=4', f'--config.train.total_kimg={STEPS * BATCH / 1000}',
+          '--compilation_cache_dir=']
+
+
+def command(workdir, data, *extra):
+  return TRAIN + flags(workdir, data) + list(extra)
 
 
 def start(args, log_path, devices, env=None):
@@ -62,13 +75,25 @@ def start(args, log_path, devices, env=None):
     return subprocess.Popen(args, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
-def start_processes(workdir, data, tag, flags=((), ()), devices=2):
-  """len(flags) processes of one run on localhost (jax.distributed); flags[i] go to process i only."""
+def start_processes(workdir, data, tag, extra=((), ()), devices=2):
+  """len(extra) processes of one run on localhost (jax.distributed); extra[i] are flags for process i only."""
   address = f'localhost:{free_port()}'
-  logs = [workdir.parent / f'{tag}{i}.log' for i in range(len(flags))]
-  return [start(command(workdir, data, f'--coordinator_address={address}', f'--num_processes={len(flags)}',
-                        f'--process_id={i}', *extra), logs[i], devices)
-          for i, extra in enumerate(flags)], logs
+  logs = [workdir.parent / f'{tag}{i}.log' for i in range(len(extra))]
+  return [start(command(workdir, data, f'--coordinator_address={address}', f'--num_processes={len(extra)}',
+                        f'--process_id={i}', *more), logs[i], devices)
+          for i, more in enumerate(extra)], logs
+
+
+def start_slurm_tasks(workdir, data, port):
+  """experiments/launch/slurm_task.sh (srun's per-task line) as the 2 tasks of a SLURM job step on localhost: the
+  variables SLURM sets and JAX's SlurmCluster reads (JAX_COORDINATOR_PORT instead of the port it derives from
+  the job id)."""
+  script = REPO / 'experiments' / 'launch' / 'slurm_task.sh'
+  logs = [workdir.parent / f'task{i}.log' for i in range(2)]
+  return [start(['bash', str(script), *flags(workdir, data)], logs[i], 2, env={
+      'SLURM_JOB_ID': '4242', 'SLURM_STEP_NODELIST': 'localhost', 'SLURM_NTASKS': '2', 'SLURM_PROCID': str(i),
+      'SLURM_LOCALID': str(i), 'JAX_COORDINATOR_PORT': str(port), 'TRAIN': ' '.join(TRAIN)})
+          for i in range(2)], logs
 
 
 def finish(processes, logs, timeout=600):
@@ -101,25 +126,47 @@ def assert_close_state(a, b, rtol=1e-3):
   assert compared > 100
 
 
-def test_two_processes_train_as_one_process_with_four_devices(data, tmp_path):
+@pytest.fixture(scope='module')
+def runs(data, tmp_path_factory):
+  """The run on 1 process x 4 devices and on 2 SLURM tasks x 2 devices, side by side: their workdirs, the
+  coordinator port and the tasks' logs."""
+  root = tmp_path_factory.mktemp('runs')
+  one = start(command(root / 'one', data), root / 'one.log', devices=4)
+  port = free_port()
+  tasks, logs = start_slurm_tasks(root / 'two', data, port)
+  codes, texts = finish([one] + tasks, [root / 'one.log'] + logs)
+  assert codes == [0, 0, 0], '\n'.join(t[-2000:] for t in texts)
+  return root / 'one', root / 'two', port, texts[1:]
+
+
+def test_two_processes_train_as_one_process_with_four_devices(runs):
   """3 steps on 2 processes x 2 devices (jax.distributed, collectives over TCP) end where 1 process x 4 devices
   ends: the same global batches on the same devices (process p's devices hold rows [pB/2, (p+1)B/2)), the same
   per-device minibatch-stddev groups and style-mixing draws; float32 tolerance for the reduction order."""
-  one = start(command(tmp_path / 'one', data), tmp_path / 'one.log', devices=4)
-  processes, logs = start_processes(tmp_path / 'two', data, 'two')
-  codes, texts = finish([one] + processes, [tmp_path / 'one.log'] + logs)
-  assert codes == [0, 0, 0], '\n'.join(t[-2000:] for t in texts)
-  assert all('config ' in t and 'is the same on all 2 processes' in t for t in texts[1:]), texts[1][-2000:]
-  single, double = (checkpoint.load(str(tmp_path / name)) for name in ('one', 'two'))
+  one, two, _, texts = runs
+  assert all('config ' in t and 'is the same on all 2 processes' in t for t in texts), texts[0][-2000:]
+  single, double = (checkpoint.load(str(workdir)) for workdir in (one, two))
   assert single.step == double.step == STEPS * BATCH
   assert double.meta['num_processes'] == 2 and double.meta['num_devices'] == single.meta['num_devices'] == 4
   assert_close_state(jax.device_get(double.state), jax.device_get(single.state))
   assert double.loop['iterator'] == single.loop['iterator']
 
 
+def test_slurm_task_line_starts_one_process_per_task(runs):
+  """The tasks found each other through JAX's SLURM detection: rank SLURM_PROCID of SLURM_NTASKS, the coordinator
+  on the step's first node."""
+  port, texts = runs[2], runs[3]
+  assert all(f'process {i} of 2 (coordinator localhost:{port}, detected: slurm)' in texts[i] for i in range(2))
+
+
+def test_launch_scripts_parse():
+  for script in sorted((REPO / 'experiments' / 'launch').iterdir()):
+    assert subprocess.run(['bash', '-n', str(script)], capture_output=True).returncode == 0, script
+
+
 def test_different_configs_are_refused_naming_the_keys(data, tmp_path):
   processes, logs = start_processes(tmp_path / 'run', data, 'run',
-                                    flags=((), ('--config.loss.r1_gamma=2.0', '--config.seed=3')))
+                                    extra=((), ('--config.loss.r1_gamma=2.0', '--config.seed=3')))
   codes, texts = finish(processes, logs, timeout=120)
   expected = ('the processes have different configs: process 1: loss.r1_gamma=2.0 (process 0: 1.0), seed=3 '
               '(process 0: 0)')
@@ -162,3 +209,53 @@ def test_config_fingerprint_and_differing_keys():
   digest_b, text_b = distributed.config_fingerprint(b)
   assert digest_a != digest_b
   assert distributed.differing_keys(text_a, text_b) == ['schedule.minibatch_dict', 'train.total_kimg']
+
+
+def wait_for(process, log_path, pattern, count, timeout=300):
+  """Waits until `pattern` occurs `count` times in the log; False if the process ended first."""
+  deadline = time.time() + timeout
+  while time.time() < deadline:
+    if len(re.findall(pattern, log_path.read_text())) >= count:
+      return True
+    if process.poll() is not None:
+      return False
+    time.sleep(0.02)
+  raise TimeoutError(f'no {count} x {pattern!r} in {log_path} after {timeout} s')
+
+
+HEARTBEAT_S = 10
+LOST = (r'a collective failed at kimg [\d.]+, most likely because another of the 2 processes died|'
+        r'Terminating process because the JAX distributed service detected fatal errors')
+
+
+@pytest.mark.slow
+def test_lost_process_stops_the_other_in_bounded_time_and_the_run_resumes(data, tmp_path):
+  """SIGKILL process 1 of 2 after process 0's second checkpoint: process 0 exits non-zero within the heartbeat
+  timeout (plus start-up slack) saying why, instead of hanging in a collective; the same launch then resumes
+  from the newest complete checkpoint and ends bitwise where an uninterrupted 2-process run ends."""
+  long_run = ['--config.train.total_kimg=0.064', '--config.train.checkpoint_kimg=0.008', '--allow_config_change',
+              f'--heartbeat_timeout={HEARTBEAT_S}', f'--compilation_cache_dir={tmp_path / "cache"}',
+              '--verbosity=1']  # verbosity 1: the 'saving checkpoint' lines
+  processes, logs = start_processes(tmp_path / 'reference', data, 'reference', ((*long_run,),) * 2)
+  assert finish(processes, logs)[0] == [0, 0]
+
+  workdir = tmp_path / 'killed'
+  processes, logs = start_processes(workdir, data, 'killed', ((*long_run,),) * 2)
+  assert wait_for(processes[0], logs[0], r'saving checkpoint', count=2), logs[0].read_text()[-3000:]
+  processes[1].send_signal(signal.SIGKILL)
+  killed = time.time()
+  code = processes[0].wait(timeout=HEARTBEAT_S + 60)
+  elapsed = time.time() - killed
+  text = logs[0].read_text()
+  print(f'process 0 exited with {code} {elapsed:.1f} s after process 1 was killed')
+  assert code != 0 and elapsed < HEARTBEAT_S + 30, (code, elapsed, text[-3000:])
+  assert re.search(LOST, text), text[-3000:]
+  assert processes[1].wait() == -signal.SIGKILL
+
+  committed = max(int(p.name) for p in (workdir / 'checkpoints').iterdir() if p.name.isdigit())
+  processes, logs = start_processes(workdir, data, 'resumed', ((*long_run,),) * 2)
+  codes, texts = finish(processes, logs)
+  assert codes == [0, 0], texts[0][-3000:]
+  assert all(re.search(rf'resuming from \S*/0*{committed} ', t) for t in texts), texts[0][-3000:]
+  assert_same_state(jax.device_get(checkpoint.load(str(workdir)).state),
+                    jax.device_get(checkpoint.load(str(tmp_path / 'reference')).state))
