@@ -141,6 +141,17 @@ def check_same_config(config) -> None:
   logger.info('config %s is the same on all %d processes', digest[:12], jax.process_count())
 
 
+def failed_collective(error: BaseException) -> jax.errors.JaxRuntimeError | None:
+  """The JAX runtime error in `error`'s chain (itself, or what it was raised from) that is not out-of-memory:
+  with several processes, a collective that failed (a peer's connection closed) or the coordination service
+  reporting a dead process."""
+  while error is not None:
+    if isinstance(error, jax.errors.JaxRuntimeError) and 'RESOURCE_EXHAUSTED' not in str(error):
+      return error
+    error = error.__cause__ or error.__context__
+  return None
+
+
 def lost_process(error: Exception, nimg: int) -> ProcessLostError:
   """The error to raise for a collective that failed at `nimg` images while several processes train."""
   return ProcessLostError(

@@ -256,10 +256,11 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, allow_config_chang
           logger.warning('stopped by %s at kimg %.3f; run the same command to continue', stop.signal,
                          loop.nimg / 1000)
           break
-  except jax.errors.JaxRuntimeError as e:
-    if jax.process_count() == 1:
+  except Exception as e:  # noqa: BLE001 (only a failed collective is rewritten; everything else goes on up)
+    collective = distributed.failed_collective(e) if jax.process_count() > 1 else None
+    if collective is None:
       raise
-    error = distributed.lost_process(e, loop.nimg)
+    error = distributed.lost_process(collective, loop.nimg)
     logger.error('%s', error)  # now: closing the checkpoints below may wait until JAX ends this process
     raise error from e
   finally:

@@ -241,7 +241,7 @@ def test_lost_process_stops_the_other_in_bounded_time_and_the_run_resumes(data, 
 
   workdir = tmp_path / 'killed'
   processes, logs = start_processes(workdir, data, 'killed', ((*long_run,),) * 2)
-  assert wait_for(processes[0], logs[0], r'saving checkpoint', count=2), logs[0].read_text()[-3000:]
+  assert wait_for(processes[0], logs[0], r'saving checkpoint \S*/\d+ ', count=2), logs[0].read_text()[-3000:]
   processes[1].send_signal(signal.SIGKILL)
   killed = time.time()
   code = processes[0].wait(timeout=HEARTBEAT_S + 60)
