@@ -33,7 +33,14 @@ def g_wgan(fake_scores):
 
 
 def d_logistic_r1(d_fn: Callable, reals, fakes, *, r1_gamma: float, scale):
-  """softplus(D(fake)) + softplus(-D(real)) + gamma/2 * scale * ||grad_real sum(D(real))||²."""
+  """softplus(D(fake)) + softplus(-D(real)) + gamma/2 * scale * ||grad_real sum(D(real))||².
+
+  With r1_gamma == 0 (a Python number) no input gradient is computed and the penalty is 0.
+  """
+  if not r1_gamma:
+    real_scores, fake_scores = d_fn(reals), d_fn(fakes)
+    loss = jax.nn.softplus(fake_scores[:, 0]) + jax.nn.softplus(-real_scores[:, 0])
+    return loss, {'real_scores': real_scores, 'fake_scores': fake_scores, 'r1_penalty': jnp.zeros_like(loss)}
   real_scores, vjp = jax.vjp(d_fn, reals)
   (real_grads,) = vjp(jnp.ones_like(real_scores))
   r1 = jnp.sum(jnp.square(real_grads), axis=(1, 2, 3)) * scale
@@ -49,6 +56,10 @@ def d_wgan_gp(d_fn: Callable, reals, fakes, mix_factors, *, wgan_lambda: float, 
   mix = lerp(real, fake, u) with u [N] uniform per sample; the gradient norm is multiplied by sqrt(scale).
   """
   real_scores, fake_scores = d_fn(reals), d_fn(fakes)
+  if not wgan_lambda:  # (a Python number) no penalty, no input gradient
+    loss = fake_scores[:, 0] - real_scores[:, 0] + wgan_epsilon * jnp.square(real_scores[:, 0])
+    return loss, {'real_scores': real_scores, 'fake_scores': fake_scores,
+                  'gradient_penalty': jnp.zeros_like(loss)}
   u = mix_factors[:, None, None, None]
   mixed = reals + (fakes - reals) * u
   mixed_scores, vjp = jax.vjp(d_fn, mixed)
@@ -59,13 +70,17 @@ def d_wgan_gp(d_fn: Callable, reals, fakes, mix_factors, *, wgan_lambda: float, 
   return loss, {'real_scores': real_scores, 'fake_scores': fake_scores, 'gradient_penalty': gp}
 
 
-def discriminator_loss(loss_config, d_fn, reals, fakes, lod, mix_factors):
-  """The configured D loss (`loss_config.type` in LOSSES): (per-sample loss [N], aux arrays)."""
+def discriminator_loss(loss_config, d_fn, reals, fakes, lod, mix_factors, penalty_weight: float = 1.0):
+  """The configured D loss (`loss_config.type` in LOSSES): (per-sample loss [N], aux arrays).
+
+  `penalty_weight` (a Python number) multiplies R1's gamma or WGAN-GP's lambda: lazy regularisation
+  (loss.penalty_interval = k) uses k on every k-th step and 0 (no penalty computed) on the others.
+  """
   scale = penalty_scale(lod, loss_config.lod_scaled_penalty)
   if loss_config.type == 'logistic_r1':
-    return d_logistic_r1(d_fn, reals, fakes, r1_gamma=loss_config.r1_gamma, scale=scale)
+    return d_logistic_r1(d_fn, reals, fakes, r1_gamma=loss_config.r1_gamma * penalty_weight, scale=scale)
   if loss_config.type == 'wgan_gp':
-    return d_wgan_gp(d_fn, reals, fakes, mix_factors, wgan_lambda=loss_config.wgan_lambda,
+    return d_wgan_gp(d_fn, reals, fakes, mix_factors, wgan_lambda=loss_config.wgan_lambda * penalty_weight,
                      wgan_target=loss_config.wgan_target, wgan_epsilon=loss_config.wgan_epsilon, scale=scale)
   raise ValueError(f'loss.type must be one of {LOSSES}, got {loss_config.type!r}')
 

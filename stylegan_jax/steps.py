@@ -12,7 +12,8 @@ multi-GPU code; with gradient accumulation (accumulation.py) per micro-batch.
 """
 
 import dataclasses
-from typing import Callable
+import functools
+from typing import Callable, Optional
 
 import jax
 import jax.numpy as jnp
@@ -68,6 +69,19 @@ def _adam_update(optimizer, params, opt_state, grads, lr):
   return _select(finite, new_params, params), _select(finite, new_opt, opt_state), finite
 
 
+def gs_decay(train, nimg, global_batch: int):
+  """The Gs moving-average factor of one step: 0.5 ** (global_batch / half-life in images).
+
+  The half-life is train.G_smoothing_kimg (official); with train.G_smoothing_rampup = r > 0 (a deviation, as
+  StyleGAN2-ADA's ema_rampup) it is at most r * nimg, so early Gs follows G closely.
+  """
+  half_life = jnp.float32(train.G_smoothing_kimg * 1000.0)
+  rampup = train.get('G_smoothing_rampup', 0.0)
+  if rampup:
+    half_life = jnp.minimum(half_life, jnp.asarray(nimg, jnp.float32) * rampup)
+  return 0.5 ** (global_batch / jnp.maximum(half_life, 1e-8))
+
+
 @dataclasses.dataclass
 class StageSteps:
   """The compiled step pair of one stage; `traces` counts how often each was traced (1 = compiled once)."""
@@ -76,7 +90,16 @@ class StageSteps:
   d_step: Callable  # (state, images uint8 [B,H,W,C], labels [B,L], lod, lr) -> (state, metrics)
   g_step: Callable  # (state, labels [B,L], lod, lr) -> (state, metrics)
   traces: dict
+  penalty_interval: int = 1
+  d_step_plain: Optional[Callable] = None  # lazy regularisation: the D step without the penalty
   accumulation_steps: int = 1  # micro-batches per device and step
+
+  def d_step_for(self, d_count: int) -> Callable:
+    """The D step to run after `d_count` D steps since the last optimizer reset: with lazy regularisation
+    (loss.penalty_interval = k > 1) `d_step` (penalty x k) when d_count % k == 0, else `d_step_plain`."""
+    if self.penalty_interval > 1 and d_count % self.penalty_interval:
+      return self.d_step_plain
+    return self.d_step
 
 
 def build_stage_steps(model: NetworkConfig, config, resolution: int, global_batch: int, mesh: Mesh,
@@ -91,10 +114,14 @@ def build_stage_steps(model: NetworkConfig, config, resolution: int, global_batc
                      f'{num_devices} devices' + (f' x {accumulation_steps} micro-batches' if accumulation_steps > 1
                                                  else ''))
   optimizer = adam(train.adam_epsilon_form)
-  gs_beta = 0.5 ** (global_batch / (train.G_smoothing_kimg * 1000.0))
+  penalty_interval = int(loss_config.get('penalty_interval', 1))
+  if penalty_interval < 1:
+    raise ValueError(f'loss.penalty_interval must be a positive integer, got {penalty_interval}')
   mixing_prob = train.style_mixing_prob or None
   stage_layers = 2 * int(np.log2(resolution)) - 2
   traces = {'d_step': 0, 'g_step': 0}
+  if penalty_interval > 1:
+    traces['d_step_plain'] = 0
 
   def labels_or_none(labels):
     return labels if model.label_size else None
@@ -116,8 +143,8 @@ def build_stage_steps(model: NetworkConfig, config, resolution: int, global_batc
     mixing_keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.fold_in(step_key, 1), i))(virtual)
     return rng, _sample_keys(step_key, local_batch), mixing_keys
 
-  def d_body(state: TrainState, images, labels, lod, lr):
-    traces['d_step'] += 1
+  def d_body(state: TrainState, images, labels, lod, lr, *, penalty_weight: float, name: str):
+    traces[name] += 1
     rng, keys, mixing_keys = step_keys(state, images.shape[0])
 
     def micro_batch(batch, mixing_key):
@@ -128,7 +155,8 @@ def build_stage_steps(model: NetworkConfig, config, resolution: int, global_batc
 
       def loss_fn(d_params):
         d_fn = lambda x: D.apply({'params': d_params}, x, labels_or_none(labels), lod)
-        loss, aux = losses.discriminator_loss(loss_config, d_fn, reals, lax.stop_gradient(fakes), lod, mix_factors)
+        loss, aux = losses.discriminator_loss(loss_config, d_fn, reals, lax.stop_gradient(fakes), lod,
+                                              mix_factors, penalty_weight=penalty_weight)
         return jnp.mean(loss), aux
 
       (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.D['params'])
@@ -139,6 +167,7 @@ def build_stage_steps(model: NetworkConfig, config, resolution: int, global_batc
     grads = lax.pmean(grads, AXIS)
     d_params, d_opt, finite = _adam_update(optimizer, state.D['params'], state.D_opt, grads, lr)
     g_vars = {**state.G, 'stats': g_stats}
+    gs_beta = gs_decay(train, state.nimg, global_batch)
     gs_params = jax.tree_util.tree_map(lambda g, s: layers.lerp(g, s, gs_beta), g_vars['params'],
                                        state.Gs['params'])
     new_state = state.replace(D={'params': d_params}, D_opt=d_opt, G=g_vars, rng=rng,
@@ -177,11 +206,18 @@ def build_stage_steps(model: NetworkConfig, config, resolution: int, global_batc
   # check_vma=False gives pmap semantics: gradients of the replicated params stay per device until the
   # explicit pmean (with vma checking, shard_map would psum them implicitly).
   batch = P(AXIS)
-  d_step = jax.jit(jax.shard_map(d_body, mesh=mesh, in_specs=(P(), batch, batch, P(), P()), out_specs=(P(), P()),
+
+  def compile_d_step(penalty_weight: float, name: str):
+    body = functools.partial(d_body, penalty_weight=penalty_weight, name=name)
+    return jax.jit(jax.shard_map(body, mesh=mesh, in_specs=(P(), batch, batch, P(), P()), out_specs=(P(), P()),
                                  check_vma=False), donate_argnums=0)
+
+  d_step = compile_d_step(float(penalty_interval), 'd_step')
+  d_step_plain = compile_d_step(0.0, 'd_step_plain') if penalty_interval > 1 else d_step
   g_step = jax.jit(jax.shard_map(g_body, mesh=mesh, in_specs=(P(), batch, P(), P()), out_specs=(P(), P()),
                                  check_vma=False), donate_argnums=0)
-  return StageSteps(resolution, global_batch, d_step, g_step, traces, accumulation_steps)
+  return StageSteps(resolution, global_batch, d_step, g_step, traces, penalty_interval, d_step_plain,
+                    accumulation_steps)
 
 
 class StepCache:

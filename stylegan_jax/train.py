@@ -79,6 +79,7 @@ class LoopState:
   stage: int | None = None             # resolution of the current stage ...
   iterator: dict | None = None         # ... and its input iterator's state (InputIterator.get_state())
   lod_bounds: list[int] | None = None  # (floor, ceil) of lod at the last Adam reset
+  d_steps: int = 0                     # D steps since that reset (lazy regularisation picks its steps by it)
   tick: int = 0                        # ticks completed
   tick_start_nimg: int = 0             # nimg when the open tick started
   tick_metrics: list[dict[str, float]] = dataclasses.field(default_factory=list)  # its steps' metrics so far
@@ -214,24 +215,25 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, allow_config_chang
           stage_steps = cache(sched.resolution, sched.minibatch)
         if list(sched.lod_bounds) != loop.lod_bounds:
           state = reset_optimizers(state)
-          loop.lod_bounds = list(sched.lod_bounds)
+          loop.lod_bounds, loop.d_steps = list(sched.lod_bounds), 0
         batch = next(iterator)
         images, labels = (steps.shard_batch(x.reshape((x.shape[0] * x.shape[1],) + x.shape[2:]), mesh)
                           for x in (batch['image'], batch['label']))
         lod = jnp.float32(sched.lod)
-        first = sched.resolution not in compile_seconds
-        start = time.time()
-        state, d_metrics = stage_steps.d_step(state, images, labels, lod, jnp.float32(sched.D_lrate))
+        traced, start = sum(stage_steps.traces.values()), time.time()
+        state, d_metrics = stage_steps.d_step_for(loop.d_steps)(state, images, labels, lod,
+                                                                jnp.float32(sched.D_lrate))
         state, g_metrics = stage_steps.g_step(state, labels, lod, jnp.float32(sched.G_lrate))
-        if first:
+        if sum(stage_steps.traces.values()) > traced:  # a step compiled (lazy regularisation: two D steps)
           jax.block_until_ready(state)
-          compile_seconds[sched.resolution] = bar.compile_sec[sched.resolution] = time.time() - start
-          timer = (timer[0] + compile_seconds[sched.resolution], timer[1])  # keep compilation out of img/s
-          logger.info('compiled the %dx%d steps in %.1f s', sched.resolution, sched.resolution,
-                      compile_seconds[sched.resolution])
+          seconds = compile_seconds.get(sched.resolution, 0.0) + time.time() - start
+          compile_seconds[sched.resolution] = bar.compile_sec[sched.resolution] = seconds
+          timer = (timer[0] + time.time() - start, timer[1])  # keep compilation out of img/s
+          logger.info('compiled the %dx%d steps in %.1f s', sched.resolution, sched.resolution, seconds)
         checkpoints.check()  # a failed background save (disk full) stops the run here
         tick_metrics.append({**d_metrics, **g_metrics})
         loop.nimg += sched.minibatch
+        loop.d_steps += 1
         bar.update(loop.nimg, sched.minibatch)
 
         following = schedule.schedule_from_config(loop.nimg, config.schedule, model.resolution)

@@ -152,3 +152,59 @@ def test_process_reals_fade():
   np.testing.assert_allclose(steps.process_reals(images, 3.0), x, rtol=1e-6)
   lower = x.reshape(1, 2, 2, 2, 2, 1).mean(axis=(2, 4)).repeat(2, 1).repeat(2, 2)
   np.testing.assert_allclose(steps.process_reals(images, 2.25), x + (lower - x) * 0.25, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize('nimg, rampup, expected_half_life', [
+    (0, 0.0, 10000.0), (64, 0.0, 10000.0),   # official: the configured half-life from the start
+    (1000, 0.05, 50.0), (100000, 0.05, 5000.0), (400000, 0.05, 10000.0),  # min(half-life, rampup * nimg)
+    (0, 0.05, 1e-8)])                           # no images yet: Gs = G
+def test_gs_decay_rampup(nimg, rampup, expected_half_life):
+  train = run_config(G_smoothing_kimg=10.0, G_smoothing_rampup=rampup).train
+  assert float(steps.gs_decay(train, jnp.int32(nimg), 32)) == pytest.approx(0.5 ** (32 / expected_half_life),
+                                                                             rel=1e-6)
+
+
+def test_gs_rampup_in_the_d_step():
+  """With the ramp-up, a D step at nimg 640 and rampup 0.05 averages with half-life 32 images: beta = 0.5."""
+  mesh = steps.make_mesh(jax.devices()[:1])
+  pair = steps.build_stage_steps(MODEL, run_config(G_smoothing_kimg=10.0, G_smoothing_rampup=0.05), 16, 32, mesh)
+  state = jax.device_get(initial_state(MODEL, mesh))
+  gs = jax.tree_util.tree_map(lambda x: x + 1.0, state.G)
+  state = state.replace(Gs=gs, nimg=jnp.int32(640))
+  labels = steps.shard_batch(np.zeros((32, 0), np.float32), mesh)
+  new, _ = pair.d_step(steps.replicate(state, mesh), steps.shard_batch(batches(MODEL, 1, 32)[0], mesh), labels,
+                       jnp.float32(0.0), jnp.float32(0.001))
+  for g, s, out in zip(*(jax.tree_util.tree_leaves(t['params']) for t in (state.G, gs, jax.device_get(new).Gs))):
+    np.testing.assert_allclose(out, g + (s - g) * 0.5, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize('loss_type', ['logistic_r1', 'wgan_gp'])
+def test_lazy_penalty_every_kth_step_k_times_as_strong(loss_type):
+  """penalty_interval=3: D steps 0 and 3 after an optimizer reset use the penalty x3, steps 1 and 2 none; the run
+  equals one whose penalty weight is switched by hand (x3, x0, x0, x3), and differs from the plain run."""
+  mesh = steps.make_mesh(jax.devices()[:1])
+  model = NetworkConfig(**{**MODEL.to_dict(), 'mbstd_group_size': 0})
+  images = [steps.shard_batch(batch, mesh) for batch in batches(model, 4, 8)]
+  labels = steps.shard_batch(np.zeros((8, 0), np.float32), mesh)
+
+  def stage_steps(weight=1.0, interval=1):
+    config = run_config(style_mixing_prob=0.0)
+    config.loss.update(type=loss_type, r1_gamma=5.0 * weight, wgan_lambda=10.0 * weight, penalty_interval=interval)
+    return steps.build_stage_steps(model, config, 16, 8, mesh)
+
+  def run(pairs):
+    state, penalties = initial_state(model, mesh), []
+    for d_count, (pair, batch) in enumerate(zip(pairs, images)):
+      state, metrics = pair.d_step_for(d_count)(state, batch, labels, jnp.float32(0.3), jnp.float32(0.002))
+      penalties.append(float(metrics['r1_penalty' if loss_type == 'logistic_r1' else 'gradient_penalty']))
+    return jax.device_get(state.D['params']), penalties
+
+  lazy_steps, x3, x0, plain = stage_steps(interval=3), stage_steps(3.0), stage_steps(0.0), stage_steps()
+  lazy, lazy_penalties = run([lazy_steps] * 4)
+  assert lazy_steps.traces == {'d_step': 1, 'd_step_plain': 1, 'g_step': 0}
+  by_hand, _ = run([x3, x0, x0, x3])
+  every_step, _ = run([plain] * 4)
+  jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7), lazy, by_hand)
+  assert [p > 0 for p in lazy_penalties] == [True, False, False, True]
+  assert max(jax.tree_util.tree_leaves(jax.tree_util.tree_map(lambda a, b: np.abs(a - b).max(), lazy,
+                                                               every_step))) > 1e-5

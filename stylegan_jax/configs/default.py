@@ -43,14 +43,17 @@ def get_config() -> ml_collections.ConfigDict:
   # 'wgan_gp': WGAN-GP (lambda 10, target 1, epsilon 0.001). lod_scaled_penalty=True multiplies R1 by
   # 4**-floor(lod) (the gradient norm by 2**-floor(lod)): the strength the official code gets from feeding D
   # upscaled images, reproduced at our native stage resolution (spec §4).
+  # penalty_interval=k (a deviation; official: 1): lazy regularisation as StyleGAN2's D_reg_interval, the
+  # penalty k times as strong on every k-th D step only (counted from each optimizer reset), the others skip it.
   config.loss = ml_collections.ConfigDict(dict(
       type='logistic_r1', r1_gamma=1.0, lod_scaled_penalty=True, wgan_lambda=10.0, wgan_target=1.0,
-      wgan_epsilon=0.001))
+      wgan_epsilon=0.001, penalty_interval=1))
 
   config.train = ml_collections.ConfigDict(dict(
       total_kimg=100.0,
       adam_epsilon_form='tf',     # Adam's eps as TF adds it (train_state.adam); 'optax': optax.scale_by_adam
       G_smoothing_kimg=2.5,       # Gs half-life in kimg (official: 10, for runs of 25000 kimg)
+      G_smoothing_rampup=0.0,     # > 0: the half-life is at most this x images shown (a deviation; StyleGAN2-ADA: 0.05)
       dlatent_avg_beta=0.995,
       style_mixing_prob=0.9,
       mirror_augment=True,
