@@ -259,3 +259,20 @@ def test_lost_process_stops_the_other_in_bounded_time_and_the_run_resumes(data, 
   assert all(re.search(rf'resuming from \S*/0*{committed} ', t) for t in texts), texts[0][-3000:]
   assert_same_state(jax.device_get(checkpoint.load(str(workdir)).state),
                     jax.device_get(checkpoint.load(str(tmp_path / 'reference')).state))
+
+
+def test_a_failed_collective_is_found_in_the_error_chain():
+  """A dead peer surfaces as a JAX runtime error, possibly wrapped (a checkpoint save that failed on it)."""
+  collective = jax.errors.JaxRuntimeError('UNKNOWN: Gloo AllGather failed: Connection reset by peer')
+  try:
+    try:
+      raise collective
+    except jax.errors.JaxRuntimeError as e:
+      raise checkpoint.CheckpointSaveError('saving checkpoint 16 failed') from e
+  except checkpoint.CheckpointSaveError as wrapped:
+    assert distributed.failed_collective(wrapped) is collective
+  assert distributed.failed_collective(ValueError('no')) is None
+  assert distributed.failed_collective(jax.errors.JaxRuntimeError('RESOURCE_EXHAUSTED: out of memory')) is None
+  message = str(distributed.lost_process(collective, 24))
+  assert 'a collective failed at kimg 0.024, most likely because another of the' in message
+  assert 'Run the same launch again to resume from the last complete checkpoint' in message
