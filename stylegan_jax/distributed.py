@@ -24,6 +24,7 @@ import time
 from typing import Optional, Sequence
 
 import jax
+from jax._src import clusters as jax_clusters  # the detection methods, to refuse one that finds nothing
 from jax._src import distributed as jax_distributed  # its key-value store client, as Orbax uses it
 
 from stylegan_jax import errors
@@ -59,6 +60,9 @@ def start(cluster: Optional[str], coordinator_address: Optional[str], num_proces
     return
   if explicit and (num_processes is None or process_id is None):
     raise errors.UsageError('--coordinator_address needs --num_processes and --process_id')
+  if cluster not in (None, 'auto') and not any(
+      env.name == cluster and env.is_env_present() for env in jax_clusters.ClusterEnv._cluster_types):
+    _no_cluster(cluster)  # (JAX would go on with the method's missing variables)
   kwargs = dict(heartbeat_timeout_seconds=heartbeat_timeout)
   try:
     if explicit:
@@ -67,9 +71,7 @@ def start(cluster: Optional[str], coordinator_address: Optional[str], num_proces
       jax.distributed.initialize(cluster_detection_method=None if cluster == 'auto' else cluster, **kwargs)
   except ValueError as e:  # JAX's wording for unset or inconsistent parameters
     if not explicit and 'coordinator_address' in str(e):
-      found = 'cluster environment (SLURM, Open MPI, Cloud TPU VM)' if cluster == 'auto' else f'{cluster} environment'
-      raise errors.UsageError(f'--distributed={cluster}: JAX found no {found} here; on plain hosts pass '
-                              '--coordinator_address=HOST:PORT --num_processes=N --process_id=I') from None
+      _no_cluster(cluster)
     raise errors.UsageError(f'jax.distributed: {e}') from None
   state = jax_distributed.global_state
   logger.info('process %d of %d (coordinator %s, %s); a lost process is noticed within %d s', jax.process_index(),
@@ -77,6 +79,12 @@ def start(cluster: Optional[str], coordinator_address: Optional[str], num_proces
               heartbeat_timeout)
   check_topology([d.process_index for d in jax.devices()], jax.process_count(),
                  None if explicit else num_processes)
+
+
+def _no_cluster(cluster: str):
+  found = 'cluster environment (SLURM, Open MPI, Cloud TPU VM)' if cluster == 'auto' else f'{cluster} environment'
+  raise errors.UsageError(f'--distributed={cluster}: JAX found no {found} here; on plain hosts pass '
+                          '--coordinator_address=HOST:PORT --num_processes=N --process_id=I') from None
 
 
 def check_topology(device_processes: Sequence[int], process_count: int, expected_processes: Optional[int]) -> None:

@@ -191,6 +191,12 @@ def test_contradictory_flags_are_refused_before_starting(args, message):
     distributed.start(*args)
 
 
+def test_a_named_cluster_that_is_not_there_is_refused(monkeypatch):
+  monkeypatch.delenv('SLURM_JOB_ID', raising=False)
+  with pytest.raises(errors.UsageError, match='--distributed=slurm: JAX found no slurm environment here'):
+    distributed.start('slurm', None, None, None)
+
+
 def test_topology_checks():
   distributed.check_topology([0, 0, 1, 1], 2, None)
   distributed.check_topology([0, 0, 1, 1], 2, 2)
