@@ -59,6 +59,7 @@ def test_micro_batches_train_as_the_plain_step_on_k_times_the_devices():
   assert pair.d_step._cache_size() == 1 and pair.g_step._cache_size() == 1
 
 
+@pytest.mark.slow
 def test_without_mbstd_and_mixing_micro_batches_equal_the_plain_step():
   model = NetworkConfig(**{**MODEL.to_dict(), 'mbstd_group_size': 0})
   config = run_config(style_mixing_prob=0.0)
