@@ -194,11 +194,11 @@ def check_dataset(model: NetworkConfig, info) -> None:
     raise errors.UsageError('config.model does not match the dataset: ' + '; '.join(problems))
 
 
-def validate(config, *, num_devices: int | None = None) -> None:
+def validate(config, *, num_devices: int | None = None, accumulation_steps: int = 1) -> None:
   """Raises errors.UsageError (one line: key, value, what is allowed) unless `config` is a valid training config.
 
-  `num_devices`: also check that every stage's minibatch splits across that many devices. The prepared dataset
-  is checked separately (check_dataset), once it is known to exist.
+  `num_devices`: also check that every stage's minibatch splits across that many devices (x `accumulation_steps`
+  micro-batches each). The prepared dataset is checked separately (check_dataset), once it is known to exist.
   """
   check_keys(config)
   schema = _schema()
@@ -223,6 +223,6 @@ def validate(config, *, num_devices: int | None = None) -> None:
                             f'most model.resolution={model.resolution}')
   if num_devices is not None:
     try:
-      schedule.check_minibatches(config.schedule, model.resolution, num_devices)
+      schedule.check_minibatches(config.schedule, model.resolution, num_devices, accumulation_steps)
     except ValueError as e:
       raise errors.UsageError(str(e)) from None

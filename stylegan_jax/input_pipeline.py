@@ -10,10 +10,11 @@ Order. For a seed there is one global stream of examples: epoch e is a fresh
 permutation of the whole dataset (grain's global shuffle, seeded by seed and e),
 and the mirror flip of each element depends only on the seed and its position
 in the stream. Global batch k is stream positions [kB, (k+1)B); host p of P
-takes positions kB + p, kB + p + P, ... (the stream sliced [p::P], batched by
-B/P). So hosts read disjoint examples, covering each epoch between them, and
-the union of their batches does not depend on P. The iterator state is the
-number of batches consumed (plus the settings it is valid for).
+reads its contiguous block [kB + pB/P, kB + (p+1)B/P). Hosts' devices follow
+in process order on the training mesh, so device d gets global rows
+[dB/D, (d+1)B/D) of the same global batch whatever P is (2 processes x 2
+devices train exactly as 1 x 4). The iterator state is the number of batches
+consumed (plus the settings it is valid for).
 
 Decoding (PNG, GIL-free in PIL) runs on `num_threads` threads, each producing
 whole batches, `prefetch_batches` ahead. Levels are precomputed at prepare
@@ -137,8 +138,8 @@ def create_input_iterator(data_config, *, resolution: int, global_batch_size: in
     ds = ds.random_map(lambda record, rng: (record, rng.random() < 0.5), seed=mirror_seed)
   else:
     ds = ds.map(lambda record: (record, False))
-  ds = ds[process_index::process_count].batch(local_batch, drop_remainder=True,
-                                              batch_fn=load_batch)
+  # Blocks of B/P consecutive positions (cheap: record indices only); host p loads every P-th, from the p-th.
+  ds = ds.batch(local_batch, drop_remainder=True, batch_fn=list)[process_index::process_count].map(load_batch)
   num_threads = data_config.num_threads or min(os.cpu_count() or 1, 16)
   read_options = grain.ReadOptions(num_threads=num_threads,
                                    prefetch_buffer_size=data_config.prefetch_batches or 2 * num_threads)

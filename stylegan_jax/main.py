@@ -15,8 +15,10 @@ The same command on a workdir with a checkpoint resumes the run (checkpoint.py);
 unless only checkpoint.SAFE_CHANGES keys changed and --allow_config_change is given (exit code 1). SIGTERM or
 SIGINT saves a checkpoint at the next step and exits with code 0.
 
-Multi-host: start one process per host with the same flags plus --coordinator_address, --num_processes and
---process_id (jax.distributed); each process reads its own part of every minibatch.
+Several processes (hosts or devices; distributed.py): under SLURM, Open MPI or on a Cloud TPU VM pod slice add
+--distributed=auto to every process (JAX finds the coordinator and the ranks); on plain hosts add
+--coordinator_address, --num_processes and --process_id. Each process reads its own part of every minibatch; the
+processes must have the same config (checked at start-up). Recipes: experiments/launch/.
 """
 
 import logging
@@ -37,7 +39,7 @@ logger = logging.getLogger('stylegan_jax.main')  # not __name__: `python -m` run
 
 def _define_flags(argv: list[str]) -> flags.FlagValues:
   """This command's flags, in their own FlagValues (so `--help` lists only them and each call parses afresh)."""
-  from stylegan_jax import checkpoint  # noqa: PLC0415 (imports JAX: after console.run has set up logging)
+  from stylegan_jax import checkpoint, distributed  # noqa: PLC0415 (import JAX: after console.run set up logging)
   fv = flags.FlagValues()
   flags.DEFINE_string('workdir', None, 'Directory for metrics, sample grids, TensorBoard events and checkpoints '
                       '(required; created if missing).', flag_values=fv)
@@ -56,11 +58,23 @@ def _define_flags(argv: list[str]) -> flags.FlagValues:
   flags.DEFINE_string('compilation_cache_dir', None, "JAX's persistent compilation cache, so that a resumed run "
                       "reuses the compiled steps (default <workdir>/compile_cache; '' turns it off).",
                       flag_values=fv)
-  flags.DEFINE_string('coordinator_address', None, 'host:port of process 0, to train on several hosts.',
-                      flag_values=fv)
-  flags.DEFINE_integer('num_processes', 1, 'Number of processes (hosts) with --coordinator_address.',
+  flags.DEFINE_enum('distributed', None, distributed.CLUSTERS, "Train on several processes, found by JAX's cluster "
+                    "detection: 'auto' (SLURM, Open MPI, Cloud TPU VM pod slices) or that method only.",
+                    flag_values=fv)
+  flags.DEFINE_string('coordinator_address', None, 'host:port of process 0, to train on several plain hosts '
+                      '(with --num_processes and --process_id).', flag_values=fv)
+  flags.DEFINE_integer('num_processes', None, 'Number of processes with --coordinator_address; with --distributed, '
+                       'the count the cluster must have.', lower_bound=1, flag_values=fv)
+  flags.DEFINE_integer('process_id', None, 'This process with --coordinator_address (0 .. num_processes-1).',
+                       lower_bound=0, flag_values=fv)
+  flags.DEFINE_integer('heartbeat_timeout', distributed.HEARTBEAT_TIMEOUT_S, 'Seconds without heartbeats after '
+                       'which a process counts as dead and the others stop (jax.distributed).', lower_bound=1,
                        flag_values=fv)
-  flags.DEFINE_integer('process_id', 0, 'This process with --coordinator_address.', flag_values=fv)
+  flags.DEFINE_string('accumulation_steps', '1', "Micro-batches per device and step (gradient accumulation, to "
+                      "fit a stage's minibatch on fewer or smaller devices), or 'auto': per stage the fewest whose "
+                      'compiled step fits --device_memory_gb.', flag_values=fv)
+  flags.DEFINE_float('device_memory_gb', 0.0, "Memory budget per device for --accumulation_steps=auto (0: what "
+                     'the device reports; CPUs report nothing).', lower_bound=0.0, flag_values=fv)
   flags.DEFINE_bool('dry_run', False, 'Validate the config, print it and the timetable of every stage, and exit '
                     'without touching the workdir.', flag_values=fv)
   flags.DEFINE_bool('dry_run_timing', False, "With --dry_run: also compile and time each stage's step pair here "
@@ -169,16 +183,17 @@ def _main(argv: list[str]) -> None:
     dry_run(resolve_config(fv, jax.default_backend(), jax.device_count()), timing=fv.dry_run_timing)
     return
   _check_workdir(fv.workdir)
-  from stylegan_jax import train  # noqa: PLC0415
-  if fv.coordinator_address:
-    jax.distributed.initialize(fv.coordinator_address, fv.num_processes, fv.process_id)
+  from stylegan_jax import accumulation, distributed, train  # noqa: PLC0415
+  accumulation_steps = accumulation.parse(fv.accumulation_steps)
+  distributed.start(fv.distributed, fv.coordinator_address, fv.num_processes, fv.process_id, fv.heartbeat_timeout)
   cache_dir = os.path.join(fv.workdir, 'compile_cache') if fv.compilation_cache_dir is None \
       else fv.compilation_cache_dir
   if cache_dir:
     jax.config.update('jax_compilation_cache_dir', os.path.abspath(cache_dir))
   config = resolve_config(fv, jax.default_backend(), jax.device_count())
   logger.info('training on %d %s device(s) in %s', jax.device_count(), jax.default_backend(), fv.workdir)
-  train.train(config, fv.workdir, allow_config_change=fv.allow_config_change)
+  train.train(config, fv.workdir, allow_config_change=fv.allow_config_change, accumulation_steps=accumulation_steps,
+              device_memory_gb=fv.device_memory_gb)
 
 
 def dry_run(config: ml_collections.ConfigDict, timing: bool = False) -> None:
@@ -194,7 +209,11 @@ def dry_run(config: ml_collections.ConfigDict, timing: bool = False) -> None:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
   """`stylegan-jax train ...` (argv without the program name); returns the exit code."""
-  return console.run(PROG, _main, sys.argv[1:] if argv is None else argv)
+  code = console.run(PROG, _main, sys.argv[1:] if argv is None else argv)
+  if code and 'jax' in sys.modules:  # a run that failed: with several processes, leave at once
+    from stylegan_jax import distributed  # noqa: PLC0415
+    distributed.exit_after_error(code)
+  return code
 
 
 if __name__ == '__main__':

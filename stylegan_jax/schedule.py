@@ -76,10 +76,13 @@ def stage_resolutions(sched_config, resolution: int) -> list[int]:
   return [2 ** r for r in range(start, int(math.log2(resolution)) + 1)]
 
 
-def check_minibatches(sched_config, resolution: int, num_devices: int) -> None:
-  """Every stage's global minibatch must split evenly across the devices; raises ValueError otherwise."""
+def check_minibatches(sched_config, resolution: int, num_devices: int, accumulation_steps: int = 1) -> None:
+  """Every stage's global minibatch must split evenly across the devices (and each device's part into
+  `accumulation_steps` micro-batches); raises ValueError otherwise."""
+  parts = num_devices * accumulation_steps
+  across = f'{num_devices} devices' + (f' x {accumulation_steps} micro-batches' if accumulation_steps > 1 else '')
   for stage in stage_resolutions(sched_config, resolution):
     mb = int(_lookup(dict(sched_config.get('minibatch_dict', {})), stage, sched_config.get('minibatch_base', 16)))
-    if mb % num_devices:
-      raise ValueError(f'the minibatch at {stage}x{stage} is {mb}, which does not divide across {num_devices} '
-                       'devices: choose a multiple of the device count in schedule.minibatch_dict/minibatch_base')
+    if mb % parts:
+      raise ValueError(f'the minibatch at {stage}x{stage} is {mb}, which does not divide across {across}: choose '
+                       f'a multiple of {parts} in schedule.minibatch_dict/minibatch_base')

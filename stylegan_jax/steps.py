@@ -8,7 +8,7 @@ its fade-in progresses.
 Randomness: z, the per-layer noise and the WGAN-GP mixing factors are drawn per sample from keys indexed by the
 sample's position in the global minibatch, so they do not depend on the device count. Style mixing (one draw per
 device minibatch) and minibatch stddev (groups within a device's minibatch) are per device, as in the official
-multi-GPU code.
+multi-GPU code; with gradient accumulation (accumulation.py) per micro-batch.
 """
 
 import dataclasses
@@ -22,9 +22,9 @@ import optax
 from jax import lax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from stylegan_jax import layers, losses, networks
+from stylegan_jax import accumulation, layers, losses, networks
 from stylegan_jax.network_config import NetworkConfig
-from stylegan_jax.train_state import TrainState, adam
+from stylegan_jax.train_state import TrainState, adam, create_train_state
 
 AXIS = 'batch'
 _Z, _GP_MIX, _NOISE = 0, 1, 2  # fold_in tags of the per-sample streams (noise layer i uses _NOISE + i)
@@ -92,6 +92,7 @@ class StageSteps:
   traces: dict
   penalty_interval: int = 1
   d_step_plain: Optional[Callable] = None  # lazy regularisation: the D step without the penalty
+  accumulation_steps: int = 1  # micro-batches per device and step
 
   def d_step_for(self, d_count: int) -> Callable:
     """The D step to run after `d_count` D steps since the last optimizer reset: with lazy regularisation
@@ -101,14 +102,17 @@ class StageSteps:
     return self.d_step
 
 
-def build_stage_steps(model: NetworkConfig, config, resolution: int, global_batch: int, mesh: Mesh) -> StageSteps:
-  """The D and G steps for one stage. `config` is the run config (uses .loss and .train)."""
+def build_stage_steps(model: NetworkConfig, config, resolution: int, global_batch: int, mesh: Mesh,
+                      accumulation_steps: int = 1) -> StageSteps:
+  """The D and G steps for one stage. `config` is the run config (uses .loss and .train); each device's
+  minibatch is trained as `accumulation_steps` micro-batches (accumulation.py)."""
   G, D = networks.Generator(model), networks.Discriminator(model)
   train, loss_config = config.train, config.loss
   num_devices = mesh.devices.size
-  if global_batch % num_devices:
+  if global_batch % (num_devices * accumulation_steps):
     raise ValueError(f'minibatch {global_batch} at {resolution}x{resolution} does not divide across '
-                     f'{num_devices} devices')
+                     f'{num_devices} devices' + (f' x {accumulation_steps} micro-batches' if accumulation_steps > 1
+                                                 else ''))
   optimizer = adam(train.adam_epsilon_form)
   penalty_interval = int(loss_config.get('penalty_interval', 1))
   if penalty_interval < 1:
@@ -132,24 +136,34 @@ def build_stage_steps(model: NetworkConfig, config, resolution: int, global_batc
     return fakes, lax.pmean(updates['stats'], AXIS)
 
   def step_keys(state, local_batch):
+    """(next rng, this device's per-sample keys, style-mixing keys of its micro-batches: those of the virtual
+    devices axis_index * accumulation_steps + i)."""
     rng, step_key = jax.random.split(state.rng)
-    mixing_key = jax.random.fold_in(jax.random.fold_in(step_key, 1), lax.axis_index(AXIS))
-    return rng, _sample_keys(step_key, local_batch), mixing_key
+    virtual = lax.axis_index(AXIS) * accumulation_steps + jnp.arange(accumulation_steps)
+    mixing_keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.fold_in(step_key, 1), i))(virtual)
+    return rng, _sample_keys(step_key, local_batch), mixing_keys
 
   def d_body(state: TrainState, images, labels, lod, lr, *, penalty_weight: float, name: str):
     traces[name] += 1
-    rng, keys, mixing_key = step_keys(state, images.shape[0])
-    fakes, g_stats = generate(state.G, keys, labels, lod, mixing_key)
-    reals = process_reals(images, lod)
-    mix_factors = jax.vmap(lambda k: jax.random.uniform(jax.random.fold_in(k, _GP_MIX)))(keys)
+    rng, keys, mixing_keys = step_keys(state, images.shape[0])
 
-    def loss_fn(d_params):
-      d_fn = lambda x: D.apply({'params': d_params}, x, labels_or_none(labels), lod)
-      loss, aux = losses.discriminator_loss(loss_config, d_fn, reals, lax.stop_gradient(fakes), lod, mix_factors,
-                                            penalty_weight=penalty_weight)
-      return jnp.mean(loss), aux
+    def micro_batch(batch, mixing_key):
+      keys, images, labels = batch
+      fakes, g_stats = generate(state.G, keys, labels, lod, mixing_key)
+      reals = process_reals(images, lod)
+      mix_factors = jax.vmap(lambda k: jax.random.uniform(jax.random.fold_in(k, _GP_MIX)))(keys)
 
-    (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.D['params'])
+      def loss_fn(d_params):
+        d_fn = lambda x: D.apply({'params': d_params}, x, labels_or_none(labels), lod)
+        loss, aux = losses.discriminator_loss(loss_config, d_fn, reals, lax.stop_gradient(fakes), lod,
+                                              mix_factors, penalty_weight=penalty_weight)
+        return jnp.mean(loss), aux
+
+      (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.D['params'])
+      return (loss, aux, g_stats), grads
+
+    (loss, aux, g_stats), grads = accumulation.accumulate(micro_batch, accumulation_steps, (keys, images, labels),
+                                                          mixing_keys)
     grads = lax.pmean(grads, AXIS)
     d_params, d_opt, finite = _adam_update(optimizer, state.D['params'], state.D_opt, grads, lr)
     g_vars = {**state.G, 'stats': g_stats}
@@ -168,14 +182,19 @@ def build_stage_steps(model: NetworkConfig, config, resolution: int, global_batc
 
   def g_body(state: TrainState, labels, lod, lr):
     traces['g_step'] += 1
-    rng, keys, mixing_key = step_keys(state, labels.shape[0])
+    rng, keys, mixing_keys = step_keys(state, labels.shape[0])
 
-    def loss_fn(g_params):
-      fakes, g_stats = generate({**state.G, 'params': g_params}, keys, labels, lod, mixing_key)
-      scores = D.apply(state.D, fakes, labels_or_none(labels), lod)
-      return jnp.mean(losses.generator_loss(loss_config, scores)), g_stats
+    def micro_batch(batch, mixing_key):
+      keys, labels = batch
 
-    (loss, g_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.G['params'])
+      def loss_fn(g_params):
+        fakes, g_stats = generate({**state.G, 'params': g_params}, keys, labels, lod, mixing_key)
+        scores = D.apply(state.D, fakes, labels_or_none(labels), lod)
+        return jnp.mean(losses.generator_loss(loss_config, scores)), g_stats
+
+      return jax.value_and_grad(loss_fn, has_aux=True)(state.G['params'])
+
+    (loss, g_stats), grads = accumulation.accumulate(micro_batch, accumulation_steps, (keys, labels), mixing_keys)
     grads = lax.pmean(grads, AXIS)
     g_params, g_opt, finite = _adam_update(optimizer, state.G['params'], state.G_opt, grads, lr)
     new_state = state.replace(G={**state.G, 'params': g_params, 'stats': g_stats}, G_opt=g_opt, rng=rng,
@@ -197,22 +216,47 @@ def build_stage_steps(model: NetworkConfig, config, resolution: int, global_batc
   d_step_plain = compile_d_step(0.0, 'd_step_plain') if penalty_interval > 1 else d_step
   g_step = jax.jit(jax.shard_map(g_body, mesh=mesh, in_specs=(P(), batch, P(), P()), out_specs=(P(), P()),
                                  check_vma=False), donate_argnums=0)
-  return StageSteps(resolution, global_batch, d_step, g_step, traces, penalty_interval, d_step_plain)
+  return StageSteps(resolution, global_batch, d_step, g_step, traces, penalty_interval, d_step_plain,
+                    accumulation_steps)
 
 
 class StepCache:
-  """Builds each stage's step pair the first time the stage is reached, and keeps it."""
+  """Builds each stage's step pair the first time the stage is reached, and keeps it.
 
-  def __init__(self, model: NetworkConfig, config, mesh: Mesh):
+  Each device's minibatch is trained as `accumulation_steps` micro-batches; with `memory_budget` (bytes per
+  device) instead as the fewest whose compiled steps fit, chosen per stage (accumulation.choose_steps: one
+  compile per candidate).
+  """
+
+  def __init__(self, model: NetworkConfig, config, mesh: Mesh, accumulation_steps: int = 1,
+               memory_budget: int | None = None):
     self.model, self.config, self.mesh = model, config, mesh
+    self.accumulation_steps, self.memory_budget = accumulation_steps, memory_budget
     self.stages: dict[int, StageSteps] = {}
 
   def __call__(self, resolution: int, global_batch: int) -> StageSteps:
     steps = self.stages.get(resolution)
     if steps is None or steps.global_batch != global_batch:
+      k = self.accumulation_steps if self.memory_budget is None else accumulation.choose_steps(
+          global_batch // self.mesh.devices.size, lambda k: self.step_bytes(resolution, global_batch, k),
+          self.memory_budget, f'{resolution}x{resolution}')
       steps = self.stages[resolution] = build_stage_steps(self.model, self.config, resolution, global_batch,
-                                                          self.mesh)
+                                                          self.mesh, k)
     return steps
+
+  def step_bytes(self, resolution: int, global_batch: int, accumulation_steps: int) -> int:
+    """Peak bytes per device of the stage's D or G step (the larger), compiled for abstract inputs."""
+    pair = build_stage_steps(self.model, self.config, resolution, global_batch, self.mesh, accumulation_steps)
+    state = jax.tree_util.tree_map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated(self.mesh)),
+        jax.eval_shape(lambda: create_train_state(self.model, 0)))
+    batch = NamedSharding(self.mesh, P(AXIS))
+    images = jax.ShapeDtypeStruct((global_batch, resolution, resolution, self.model.num_channels), jnp.uint8,
+                                  sharding=batch)
+    labels = jax.ShapeDtypeStruct((global_batch, self.model.label_size), jnp.float32, sharding=batch)
+    scalar = jax.ShapeDtypeStruct((), jnp.float32)
+    return max(accumulation.step_bytes(pair.d_step.lower(state, images, labels, scalar, scalar).compile()),
+               accumulation.step_bytes(pair.g_step.lower(state, labels, scalar, scalar).compile()))
 
 
 def replicated(mesh: Mesh) -> NamedSharding:

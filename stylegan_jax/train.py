@@ -25,8 +25,8 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from stylegan_jax import (checkpoint, config_validation, input_pipeline, networks, preemption, progress, sampling,
-                          schedule, steps, train_state)
+from stylegan_jax import (accumulation, checkpoint, config_validation, distributed, input_pipeline, networks,
+                          preemption, progress, sampling, schedule, steps, train_state)
 from stylegan_jax.metrics.training import TrainingMetrics
 from stylegan_jax.network_config import NetworkConfig
 from stylegan_jax.run_log import RunLog
@@ -96,15 +96,21 @@ def _crossed(nimg: int, step: int, interval: int) -> bool:
   return interval > 0 and nimg // interval > (nimg - step) // interval
 
 
-def train(config: ml_collections.ConfigDict, workdir: str, *, allow_config_change: bool = False
-          ) -> train_state.TrainState:
+def train(config: ml_collections.ConfigDict, workdir: str, *, allow_config_change: bool = False,
+          accumulation_steps: int | str = 1, device_memory_gb: float = 0.0) -> train_state.TrainState:
   """Trains until config.train.total_kimg, continuing from the newest checkpoint in `workdir` if there is one.
 
   A changed config is refused unless only checkpoint.SAFE_CHANGES keys changed and `allow_config_change`.
   SIGTERM/SIGINT save a checkpoint at the next step and return the state (see preemption.py).
+  Each device's minibatch is trained as `accumulation_steps` micro-batches (accumulation.py), or with 'auto' as
+  the fewest that fit `device_memory_gb` per device (0: the device's own memory, where it reports it).
   """
   mesh = steps.make_mesh()
-  config_validation.validate(config, num_devices=mesh.devices.size)
+  distributed.check_same_config(config)  # with several processes: the same config everywhere, or refused
+  auto = accumulation_steps == 'auto'
+  config_validation.validate(config, num_devices=mesh.devices.size,
+                             accumulation_steps=1 if auto else accumulation_steps)
+  memory_budget = accumulation.device_memory_bytes(mesh.devices.flat[0], device_memory_gb) if auto else None
   model = NetworkConfig.from_dict(config.model)
   dataset_info = input_pipeline.create_dataset_info(config.data)
   config_validation.check_dataset(model, dataset_info)
@@ -131,7 +137,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, allow_config_chang
 
   os.makedirs(os.path.join(workdir, 'samples'), exist_ok=True)
   log = RunLog(workdir, start_nimg=loop.tick_start_nimg)  # the ticks logged after it are logged again
-  cache = steps.StepCache(model, config, mesh)
+  cache = steps.StepCache(model, config, mesh, 1 if auto else accumulation_steps, memory_budget)
   # Jitted with replicated outputs: the fresh Adam states keep the shardings the compiled steps expect.
   reset_optimizers = jax.jit(train_state.reset_optimizers, out_shardings=steps.replicated(mesh), donate_argnums=0)
   grid = SnapshotGrid(model, config, lambda n: np.eye(model.label_size, dtype=np.float32)[np.arange(n) % model.label_size])
@@ -252,6 +258,13 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, allow_config_chang
           logger.warning('stopped by %s at kimg %.3f; run the same command to continue', stop.signal,
                          loop.nimg / 1000)
           break
+  except Exception as e:  # noqa: BLE001 (only a failed collective is rewritten; everything else goes on up)
+    collective = distributed.failed_collective(e) if jax.process_count() > 1 else None
+    if collective is None:
+      raise
+    error = distributed.lost_process(collective, loop.nimg)
+    logger.error('%s', error)  # now: closing the checkpoints below may wait until JAX ends this process
+    raise error from e
   finally:
     checkpoints.close()  # waits for a save in flight
     if iterator is not None:
