@@ -199,7 +199,8 @@ def _main(argv: list[str]) -> None:
 def dry_run(config: ml_collections.ConfigDict, timing: bool = False) -> None:
   """Validates `config` and prints it and its timetable (timed with `timing`). Writes nothing."""
   import jax  # noqa: PLC0415
-  from stylegan_jax import timetable  # noqa: PLC0415 (imports JAX)
+  from stylegan_jax import schedule, timetable  # noqa: PLC0415 (imports JAX)
+  config = schedule.with_minibatch_floor(config, jax.device_count())  # as train() applies it
   config_validation.validate(config, num_devices=jax.device_count())
   stages = timetable.timetable(config)
   print(config, flush=True)

@@ -76,6 +76,34 @@ def stage_resolutions(sched_config, resolution: int) -> list[int]:
   return [2 ** r for r in range(start, int(math.log2(resolution)) + 1)]
 
 
+def with_minibatch_floor(config, num_devices: int):
+  """`config` with every stage's global minibatch raised to at least `train.min_minibatch_per_device` x
+  `num_devices` (0: off, the official behaviour), and that stage's G and D learning rates multiplied by
+  sqrt(new / old minibatch) (the square-root rule for Adam). A deviation for many devices, where the official
+  minibatch leaves each device a few images and per-device throughput falls with them. The raised stages are
+  written into schedule.minibatch_dict / G_lrate_dict / D_lrate_dict, so applying it again changes nothing (a
+  resumed run compares equal). Returns `config` itself when nothing changes, else a changed copy."""
+  floor = int(config.train.get('min_minibatch_per_device', 0)) * num_devices
+  sched = config.schedule
+  minibatches, g_rates, d_rates = dict(sched.minibatch_dict), dict(sched.G_lrate_dict), dict(sched.D_lrate_dict)
+  raised = {}
+  for stage in stage_resolutions(sched, config.model.resolution):
+    minibatch = int(_lookup(minibatches, stage, sched.minibatch_base))
+    if minibatch < floor:
+      factor = math.sqrt(floor / minibatch)
+      raised[str(stage)] = (float(_lookup(g_rates, stage, sched.G_lrate_base)) * factor,
+                            float(_lookup(d_rates, stage, sched.D_lrate_base)) * factor)
+  if not raised:
+    return config
+  config = config.copy_and_resolve_references()
+  for name, values in (('minibatch_dict', {k: floor for k in raised}),
+                       ('G_lrate_dict', {k: g for k, (g, _) in raised.items()}),
+                       ('D_lrate_dict', {k: d for k, (_, d) in raised.items()})):
+    table = {str(k): v for k, v in dict(config.schedule[name]).items()}
+    config.schedule[name] = {**table, **values}
+  return config
+
+
 def check_minibatches(sched_config, resolution: int, num_devices: int, accumulation_steps: int = 1) -> None:
   """Every stage's global minibatch must split evenly across the devices (and each device's part into
   `accumulation_steps` micro-batches); raises ValueError otherwise."""

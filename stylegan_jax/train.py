@@ -106,6 +106,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, allow_config_chang
   the fewest that fit `device_memory_gb` per device (0: the device's own memory, where it reports it).
   """
   mesh = steps.make_mesh()
+  config = schedule.with_minibatch_floor(config, mesh.devices.size)  # train.min_minibatch_per_device (0: off)
   distributed.check_same_config(config)  # with several processes: the same config everywhere, or refused
   auto = accumulation_steps == 'auto'
   config_validation.validate(config, num_devices=mesh.devices.size,

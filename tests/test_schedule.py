@@ -57,3 +57,24 @@ def test_quickstart_grows_8_16_32():
   assert schedule.stage_resolutions(cfg.schedule, 32) == [8, 16, 32]
   stages = [schedule.schedule_from_config(k * 1000, cfg.schedule, 32).resolution for k in (0, 11, 29, 31, 100)]
   assert stages == [8, 16, 16, 32, 32]
+
+
+def test_minibatch_floor_raises_small_stages_with_sqrt_learning_rates():
+  """The official 8-GPU FFHQ table (8²: 256, 16²: 128, 32²: 64, 64² and up: 32) on 64 devices with at least 4
+  images per device: every stage from 16² becomes 256, its learning rates x sqrt(2), x2 or x sqrt(8)."""
+  cfg = ffhq1024.get_config('8')
+  assert schedule.with_minibatch_floor(cfg, 64) is cfg  # off in the official configs
+  cfg.train.min_minibatch_per_device = 4
+  raised = schedule.with_minibatch_floor(cfg, 64)
+  root8 = 8 ** 0.5
+  expected = {8: (256, 0.001), 16: (256, 0.001 * 2 ** 0.5), 32: (256, 0.002), 64: (256, 0.001 * root8),
+              128: (256, 0.0015 * root8), 512: (256, 0.003 * root8), 1024: (256, 0.003 * root8)}
+  for resolution, (minibatch, lrate) in expected.items():
+    nimg = 0
+    while schedule.schedule_from_config(nimg, raised.schedule, 1024).resolution < resolution:
+      nimg += 100_000
+    sched = schedule.schedule_from_config(nimg, raised.schedule, 1024)
+    assert (sched.minibatch, sched.G_lrate, sched.D_lrate) == (minibatch, pytest.approx(lrate), pytest.approx(lrate))
+  assert '1024' not in cfg.schedule.minibatch_dict and cfg.schedule.minibatch_base == 32  # the input is unchanged
+  assert schedule.with_minibatch_floor(raised, 64) is raised  # applied again: nothing to raise
+  assert schedule.with_minibatch_floor(cfg, 8) is cfg  # 8 GPUs: every official stage has >= 4 per device
