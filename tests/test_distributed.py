@@ -168,7 +168,7 @@ def test_different_configs_are_refused_naming_the_keys(data, tmp_path):
   processes, logs = start_processes(tmp_path / 'run', data, 'run',
                                     extra=((), ('--config.loss.r1_gamma=2.0', '--config.seed=3')))
   codes, texts = finish(processes, logs, timeout=120)
-  expected = ('the processes have different configs: process 1: loss.r1_gamma=2.0 (process 0: 1.0), seed=3 '
+  expected = ('the processes have different configs: process 1: loss.r1_gamma=2.0 (process 0: 10.0), seed=3 '
               '(process 0: 0)')
   assert codes == [2, 2] and all(expected in t for t in texts), '\n'.join(t[-2000:] for t in texts)
   assert not (tmp_path / 'run' / 'checkpoints').exists()
