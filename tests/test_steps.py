@@ -17,7 +17,8 @@ def run_config(**train):
   """The default config with the official R1 every step and Gs half-life without ramp-up, updated by `train`."""
   config = default.get_config()
   config.loss.penalty_interval = 1
-  config.train.update(G_smoothing_rampup=0.0, **train)
+  config.train.G_smoothing_rampup = 0.0
+  config.train.update(**train)
   return config
 
 
