@@ -333,7 +333,7 @@ def test_changed_config_is_refused_with_the_keys(reference, data_dir, tmp_path):
   with pytest.raises(checkpoint.ConfigChangeError) as refused:
     train.train(config, str(tmp_path), allow_config_change=True)
   message = str(refused.value)
-  assert 'loss.r1_gamma (1.0 -> 5.0), model.fmap_max (16 -> 32), train.total_kimg (0.192 -> 1.0)' in message
+  assert 'loss.r1_gamma (10.0 -> 5.0), model.fmap_max (16 -> 32), train.total_kimg (0.192 -> 1.0)' in message
   assert 'never change on resume: loss.r1_gamma, model.fmap_max' in message
   with pytest.raises(checkpoint.ConfigChangeError, match='--allow_config_change') as refused:
     train.train(smoke_config(data_dir, total_kimg=1.0, checkpoint_kimg=0.064), str(tmp_path))
