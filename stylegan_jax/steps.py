@@ -22,7 +22,7 @@ import optax
 from jax import lax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from stylegan_jax import accumulation, layers, losses, networks
+from stylegan_jax import accumulation, layers, losses, networks, stage_params
 from stylegan_jax.network_config import NetworkConfig
 from stylegan_jax.train_state import TrainState, adam, create_train_state
 
@@ -61,12 +61,17 @@ def _select(pred, new, old):
   return jax.tree_util.tree_map(lambda n, o: jnp.where(pred, n, o), new, old)
 
 
-def _adam_update(optimizer, params, opt_state, grads, lr):
-  """One Adam step, or no change at all when any gradient is not finite. Returns (params, opt, finite)."""
-  updates, new_opt = optimizer.update(grads, opt_state)
-  new_params = jax.tree_util.tree_map(lambda p, u: p - lr * u, params, updates)
-  finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree_util.tree_leaves(grads)]))
-  return _select(finite, new_params, params), _select(finite, new_opt, opt_state), finite
+def _adam_update(optimizer, params, opt_state, grads, lr, mask):
+  """One Adam step of the `mask`ed leaves of `params` (stage_params: `grads` is the list of their gradients),
+  or no change at all when any gradient is not finite. Returns (params, opt, finite)."""
+  used = lambda tree: stage_params.take(tree, mask)
+  updates, new_opt = optimizer.update(grads, opt_state._replace(mu=used(opt_state.mu), nu=used(opt_state.nu)))
+  finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(g)) for g in grads]))
+  new_params = _select(finite, [p - lr * u for p, u in zip(used(params), updates)], used(params))
+  new_opt = _select(finite, new_opt, opt_state._replace(mu=used(opt_state.mu), nu=used(opt_state.nu)))
+  return (stage_params.put(params, mask, new_params),
+          opt_state._replace(count=new_opt.count, mu=stage_params.put(opt_state.mu, mask, new_opt.mu),
+                             nu=stage_params.put(opt_state.nu, mask, new_opt.nu)), finite)
 
 
 def gs_decay(train, nimg, global_batch: int):
@@ -126,6 +131,24 @@ def build_stage_steps(model: NetworkConfig, config, resolution: int, global_batc
   def labels_or_none(labels):
     return labels if model.label_size else None
 
+  # The parameters this stage reads (stage_params): only those are differentiated, all-reduced and updated.
+  local_batch = global_batch // num_devices // accumulation_steps
+  abstract = jax.eval_shape(lambda: create_train_state(model, 0))
+  abstract_labels = jax.ShapeDtypeStruct((local_batch, model.label_size), jnp.float32)
+  noise_shapes = [(local_batch,) + (2 ** (i // 2 + 2),) * 2 + (1,) for i in range(stage_layers)]
+  g_mask = stage_params.used_leaves(
+      lambda params, g_vars, z, labels, lod, key: G.apply(
+          {**g_vars, 'params': params}, z, labels_or_none(labels), lod, resolution=resolution,
+          noise=[jnp.zeros(shape) for shape in noise_shapes], dlatent_avg_beta=train.dlatent_avg_beta,
+          style_mixing_prob=mixing_prob, mutable=['stats'], rngs={'mixing': key}),
+      abstract.G['params'], abstract.G, jax.ShapeDtypeStruct((local_batch, model.latent_size), jnp.float32),
+      abstract_labels,
+      jnp.float32(0.5), jax.random.key(0))
+  d_mask = stage_params.used_leaves(
+      lambda params, images, labels, lod: D.apply({'params': params}, images, labels_or_none(labels), lod),
+      abstract.D['params'], jax.ShapeDtypeStruct((local_batch, resolution, resolution, model.num_channels),
+                                                 jnp.float32), abstract_labels, jnp.float32(0.5))
+
   def generate(g_vars, keys, labels, lod, mixing_key):
     """Fakes at the stage resolution and G's updated stats (dlatent_avg)."""
     z = _per_sample(keys, _Z, (model.latent_size,))
@@ -153,19 +176,20 @@ def build_stage_steps(model: NetworkConfig, config, resolution: int, global_batc
       reals = process_reals(images, lod)
       mix_factors = jax.vmap(lambda k: jax.random.uniform(jax.random.fold_in(k, _GP_MIX)))(keys)
 
-      def loss_fn(d_params):
+      def loss_fn(d_used):
+        d_params = stage_params.put(state.D['params'], d_mask, d_used)
         d_fn = lambda x: D.apply({'params': d_params}, x, labels_or_none(labels), lod)
         loss, aux = losses.discriminator_loss(loss_config, d_fn, reals, lax.stop_gradient(fakes), lod,
                                               mix_factors, penalty_weight=penalty_weight)
         return jnp.mean(loss), aux
 
-      (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.D['params'])
+      (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(stage_params.take(state.D['params'], d_mask))
       return (loss, aux, g_stats), grads
 
     (loss, aux, g_stats), grads = accumulation.accumulate(micro_batch, accumulation_steps, (keys, images, labels),
                                                           mixing_keys)
     grads = lax.pmean(grads, AXIS)
-    d_params, d_opt, finite = _adam_update(optimizer, state.D['params'], state.D_opt, grads, lr)
+    d_params, d_opt, finite = _adam_update(optimizer, state.D['params'], state.D_opt, grads, lr, d_mask)
     g_vars = {**state.G, 'stats': g_stats}
     gs_beta = gs_decay(train, state.nimg, global_batch)
     gs_params = jax.tree_util.tree_map(lambda g, s: layers.lerp(g, s, gs_beta), g_vars['params'],
@@ -187,16 +211,17 @@ def build_stage_steps(model: NetworkConfig, config, resolution: int, global_batc
     def micro_batch(batch, mixing_key):
       keys, labels = batch
 
-      def loss_fn(g_params):
+      def loss_fn(g_used):
+        g_params = stage_params.put(state.G['params'], g_mask, g_used)
         fakes, g_stats = generate({**state.G, 'params': g_params}, keys, labels, lod, mixing_key)
         scores = D.apply(state.D, fakes, labels_or_none(labels), lod)
         return jnp.mean(losses.generator_loss(loss_config, scores)), g_stats
 
-      return jax.value_and_grad(loss_fn, has_aux=True)(state.G['params'])
+      return jax.value_and_grad(loss_fn, has_aux=True)(stage_params.take(state.G['params'], g_mask))
 
     (loss, g_stats), grads = accumulation.accumulate(micro_batch, accumulation_steps, (keys, labels), mixing_keys)
     grads = lax.pmean(grads, AXIS)
-    g_params, g_opt, finite = _adam_update(optimizer, state.G['params'], state.G_opt, grads, lr)
+    g_params, g_opt, finite = _adam_update(optimizer, state.G['params'], state.G_opt, grads, lr, g_mask)
     new_state = state.replace(G={**state.G, 'params': g_params, 'stats': g_stats}, G_opt=g_opt, rng=rng,
                               skipped=state.skipped.at[1].add(1 - finite.astype(jnp.int32)))
     metrics = {'loss_G': loss, 'grad_norm_G': optax.global_norm(grads),
