@@ -1,5 +1,7 @@
 """The training state pytree: G, D, Gs variables, both Adam states, RNG and counters."""
 
+import functools
+
 import flax
 import jax
 import jax.numpy as jnp
@@ -59,8 +61,12 @@ class TrainState:
   skipped: jax.Array  # int32 [2]: D and G steps skipped for non-finite gradients
 
 
+@functools.partial(jax.jit, static_argnums=(0, 1))
 def create_train_state(config: NetworkConfig, seed: int) -> TrainState:
-  """A fresh state with the official initialisation; Gs starts as a copy of G."""
+  """A fresh state with the official initialisation; Gs starts as a copy of G.
+
+  Compiled: one program instead of thousands of small dispatches (about twice as fast for the 1024² networks on
+  CPU; values equal to the op-by-op ones up to the last bit of the scaled initialisers)."""
   k_g, k_d, k_run = jax.random.split(jax.random.PRNGKey(seed), 3)
   g = networks.init_generator(config, k_g)
   d = networks.init_discriminator(config, k_d)
