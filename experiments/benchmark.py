@@ -1,0 +1,248 @@
+"""The project's benchmark: training and sampling speed per device, compile time, memory and achieved FLOP/s.
+
+  python experiments/benchmark.py                       # this platform's preset (CPU: minutes; GPU/TPU: more rows)
+  python experiments/benchmark.py --train quickstart:32@16,32@32 official:16@32 --sample official:256@16
+  python experiments/benchmark.py --train official:1024@32 --sample official:1024@32     # on a GPU
+  python experiments/benchmark.py --train --sample --count official:256@8,1024@4 --assume-tflops 100  # FLOPs only
+
+A row spec is CONFIG:RES[@MINIBATCH],... with CONFIG `quickstart` (configs/default.py), `official`
+(configs/ffhq1024.py with its 1-GPU minibatches: the 1024² networks trained at stage RES) or a config file; MINIBATCH defaults to the
+schedule's at that stage. Everything runs on one device (numbers are per device), float32 at the backend's default
+matmul precision, with synthetic inputs (the input pipeline has its own benchmark).
+
+Protocol: the device's peak is measured first in the same run (a large 3x3 convolution and a large matmul, the
+higher of the two); each training row compiles the stage's steps ahead of time (compile s: all D and G steps of
+the stage), runs one warm-up cycle, then times whole step pairs (D step with R1 and the Gs update, then G step
+with style mixing) for at least `--seconds` and 3 lazy-R1 cycles (a cycle is one pair when R1 runs every step);
+img/s = images / timed seconds. FLOP per image come from XLA's cost analysis of the compiled steps (averaged over
+a lazy-R1 cycle), so GFLOP/s = img/s x GFLOP/img is what the device achieved, and "of peak" relates it to the
+measured peak. Memory is XLA's estimate for the larger compiled step (arguments + outputs - donated +
+temporaries). Sampling rows time seeds -> uint8 images end to end (mapping + synthesis with random noise).
+"""
+
+import argparse
+import datetime
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from stylegan_jax import accumulation, configs, networks, sampling, schedule, steps, train_state  # noqa: E402
+from stylegan_jax.network_config import NetworkConfig  # noqa: E402
+
+CONFIGS = {'quickstart': 'default', 'official': 'ffhq1024:1'}  # official: the 1-GPU minibatch table
+PRESETS = {
+    'cpu': dict(train=['quickstart:8,16,32,32@32', 'official:16@32,32@16'], sample=['official:32@16,256@16']),
+    'accelerator': dict(train=['quickstart:8,16,32', 'official:8,16,32,64,128,256,512,1024',
+                               'official:256@64,1024@32'],
+                        sample=['official:256@32,1024@32']),
+}
+
+
+def parse_rows(specs: list[str]) -> list[tuple[str, int, int]]:
+  """['official:16@32,32'] -> [('official', 16, 32), ('official', 32, 0)] (0: the schedule's minibatch)."""
+  rows = []
+  for spec in specs:
+    name, _, entries = spec.partition(':')
+    if not entries:
+      raise SystemExit(f'benchmark: a row spec is CONFIG:RES[@MINIBATCH],..., got {spec!r}')
+    for entry in entries.split(','):
+      res, _, batch = entry.partition('@')
+      rows.append((name, int(res), int(batch or 0)))
+  return rows
+
+
+def load_config(name: str):
+  return configs.load_config(CONFIGS.get(name, name))
+
+
+def timed(fn, seconds: float, min_runs: int) -> list[float]:
+  """Seconds of each call of `fn` (which blocks), for at least `seconds` and `min_runs` calls."""
+  times = []
+  while len(times) < min_runs or sum(times) < seconds:
+    start = time.perf_counter()
+    fn()
+    times.append(time.perf_counter() - start)
+  return times
+
+
+def flops(compiled) -> float:
+  analysis = compiled.cost_analysis()
+  analysis = analysis[0] if isinstance(analysis, (list, tuple)) else analysis
+  return float(analysis.get('flops', 0.0))
+
+
+def measure_peak(seconds: float) -> dict[str, float]:
+  """GFLOP/s of a large float32 3x3 convolution (NHWC) and a large matmul on the default device."""
+  rs = np.random.RandomState(0)
+  batch = 16 if jax.default_backend() == 'cpu' else 256
+  x = jnp.asarray(rs.randn(batch, 32, 32, 512), jnp.float32)
+  w = jnp.asarray(rs.randn(3, 3, 512, 512) * 0.02, jnp.float32)
+  size = 2048 if jax.default_backend() == 'cpu' else 8192
+  a = jnp.asarray(rs.randn(size, size), jnp.float32)
+  cases = {'conv': (lambda x, w: jax.lax.conv_general_dilated(x, w, (1, 1), 'SAME',
+                                                              dimension_numbers=('NHWC', 'HWIO', 'NHWC')), (x, w)),
+           'matmul': (lambda a, b: a @ b, (a, a))}
+  peak = {}
+  for name, (fn, args) in cases.items():
+    compiled = jax.jit(fn).lower(*args).compile()
+    jax.block_until_ready(compiled(*args))
+    runs = timed(lambda: jax.block_until_ready(compiled(*args)), seconds, 3)
+    peak[name] = flops(compiled) / statistics.median(runs) / 1e9
+  return peak
+
+
+def stage_steps(config, resolution: int, minibatch: int):
+  """(model, mesh, the schedule at the stage's first step, minibatch, the stage's StageSteps) on one device."""
+  model = NetworkConfig.from_dict(config.model)
+  mesh = steps.make_mesh(jax.devices()[:1])
+  nimg = 0
+  while schedule.schedule_from_config(nimg, config.schedule, model.resolution).resolution < resolution:
+    nimg += 100
+  sched = schedule.schedule_from_config(nimg, config.schedule, model.resolution)
+  batch = minibatch or sched.minibatch
+  return model, mesh, sched, batch, steps.build_stage_steps(model, config, resolution, batch, mesh)
+
+
+def count_train(config, resolution: int, minibatch: int, seconds: float) -> dict:
+  """FLOP per image of a stage's step pair from the lowered (not compiled, not run) steps: any size, any device.
+  Unoptimised HLO: fusion does not change the count, which matches the compiled one within a few percent."""
+  del seconds
+  model, mesh, _, batch, pair = stage_steps(config, resolution, minibatch)
+  state = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=steps.replicated(mesh)),
+                                 jax.eval_shape(lambda: train_state.create_train_state(model, 0)))
+  batch_sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(steps.AXIS))
+  images = jax.ShapeDtypeStruct((batch, resolution, resolution, model.num_channels), jnp.uint8,
+                                sharding=batch_sharding)
+  labels = jax.ShapeDtypeStruct((batch, model.label_size), jnp.float32, sharding=batch_sharding)
+  scalar = jax.ShapeDtypeStruct((), jnp.float32)
+  d_flops = [flops(pair.d_step.lower(state, images, labels, scalar, scalar))]
+  if pair.penalty_interval > 1:
+    d_flops += [flops(pair.d_step_plain.lower(state, images, labels, scalar, scalar))] * (pair.penalty_interval - 1)
+  pair_flops = sum(d_flops) / len(d_flops) + flops(pair.g_step.lower(state, labels, scalar, scalar))
+  return dict(gflop_per_img=pair_flops / batch / 1e9, penalty_interval=pair.penalty_interval, batch=batch)
+
+
+def bench_train(config, resolution: int, minibatch: int, seconds: float) -> dict:
+  model, mesh, sched, batch, pair = stage_steps(config, resolution, minibatch)
+  state = steps.replicate(train_state.create_train_state(model, 0), mesh)
+  rs = np.random.RandomState(0)
+  images = steps.shard_batch(rs.randint(0, 256, (batch, resolution, resolution, model.num_channels), np.uint8), mesh)
+  labels = steps.shard_batch(np.eye(max(model.label_size, 1), dtype=np.float32)[np.arange(batch) % max(
+      model.label_size, 1)][:, :model.label_size], mesh)
+  lod, lr = jnp.float32(sched.lod), jnp.float32(sched.D_lrate)
+
+  start = time.perf_counter()
+  d_steps = {'d_step': pair.d_step.lower(state, images, labels, lod, lr).compile()}
+  if pair.penalty_interval > 1:
+    d_steps['d_step_plain'] = pair.d_step_plain.lower(state, images, labels, lod, lr).compile()
+  g_step = pair.g_step.lower(state, labels, lod, lr).compile()
+  compile_s = time.perf_counter() - start
+
+  cycle = [d_steps['d_step']] + [d_steps.get('d_step_plain')] * (pair.penalty_interval - 1)
+  pair_flops = (sum(flops(d) for d in cycle) / len(cycle) + flops(g_step))
+  memory = max(accumulation.step_bytes(c) for c in [*d_steps.values(), g_step])
+
+  def run_cycle():
+    nonlocal state
+    for d_step in cycle:
+      state, _ = d_step(state, images, labels, lod, lr)
+      state, _ = g_step(state, labels, lod, lr)
+    jax.block_until_ready(state)
+
+  run_cycle()  # warm-up
+  times = timed(run_cycle, seconds, 3)
+  img_per_s = batch * len(cycle) * len(times) / sum(times)
+  return dict(compile_s=compile_s, img_per_s=img_per_s, gflop_per_img=pair_flops / batch / 1e9,
+              memory_mib=memory / 2 ** 20, penalty_interval=pair.penalty_interval, batch=batch)
+
+
+def random_generator(model: NetworkConfig, seed: int = 0) -> dict:
+  """Gs variables with N(0, 1) values (mapping weights N(0, 100)), built in numpy: no init compile."""
+  rng = np.random.default_rng(seed)
+
+  def value(path, spec):
+    name = jax.tree_util.keystr(path)
+    return (100.0 if 'mapping' in name and 'weight' in name else 1.0) * rng.standard_normal(spec.shape, np.float32)
+  shapes = jax.eval_shape(lambda key: networks.init_generator(model, key), jax.random.key(0))
+  return jax.tree_util.tree_map_with_path(value, shapes)
+
+
+def bench_sample(config, resolution: int, batch: int, seconds: float) -> dict:
+  model = NetworkConfig.from_dict({**config.model.to_dict(), 'resolution': resolution})
+  sampler = sampling.Sampler(model, random_generator(model), batch_size=batch or 16)
+  batch = sampler.batch_size
+  dlatents = jax.ShapeDtypeStruct((batch, model.num_layers, model.dlatent_size), jnp.float32)
+  ids = jax.ShapeDtypeStruct((batch,), jnp.uint32)
+  start = time.perf_counter()
+  compiled_map = sampling._map.lower(model, sampler.variables, jax.ShapeDtypeStruct((batch, model.latent_size),
+                                     jnp.float32), None, 1.0, None).compile()
+  compiled_synthesis = sampling._synthesize.lower(model, sampler.variables, dlatents, np.uint32(0), ids,
+                                                  noise_mode='random').compile()
+  compile_s = time.perf_counter() - start
+  sampler.generate(range(batch))  # warm-up (jit reuses the executables compiled above)
+  seeds = iter(range(batch, 10 ** 9, batch))
+  times = timed(lambda: sampler.generate(range(next(seeds), next(seeds) + batch)), seconds, 3)
+  steady = statistics.median(times)
+  return dict(compile_s=compile_s, img_per_s=batch / steady,
+              gflop_per_img=(flops(compiled_map) + flops(compiled_synthesis)) / batch / 1e9,
+              memory_mib=accumulation.step_bytes(compiled_synthesis) / 2 ** 20, batch=batch)
+
+
+def commit() -> str:
+  try:
+    return subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True, check=True,
+                          cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip()
+  except (OSError, subprocess.CalledProcessError):
+    return 'unknown'
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument('--train', nargs='*', help='training rows (default: the preset)')
+  parser.add_argument('--sample', nargs='*', help='sampling rows (default: the preset)')
+  parser.add_argument('--count', nargs='*', default=[],
+                      help='training rows to count FLOP/img for without running them (e.g. official:1024@4)')
+  parser.add_argument('--assume-tflops', type=float, default=0.0,
+                      help='with --count: also estimate img/s for a device of this many achieved TFLOP/s')
+  parser.add_argument('--preset', choices=sorted(PRESETS), help='default: cpu on a CPU, else accelerator')
+  parser.add_argument('--seconds', type=float, default=10.0, help='minimum timed seconds per row')
+  args = parser.parse_args()
+  preset = PRESETS[args.preset or ('cpu' if jax.default_backend() == 'cpu' else 'accelerator')]
+  train_rows = parse_rows(preset['train'] if args.train is None else args.train)
+  sample_rows = parse_rows(preset['sample'] if args.sample is None else args.sample)
+  device = jax.devices()[0]
+  print(f'{device.platform} ({device.device_kind}), jax {jax.__version__}, commit {commit()}, '
+        f'{datetime.date.today().isoformat()}; XLA_FLAGS={os.environ.get("XLA_FLAGS", "")!r}', flush=True)
+  if train_rows or sample_rows:
+    peak = measure_peak(args.seconds / 2)
+    best = max(peak.values())
+    print(f'measured peak: conv {peak["conv"]:.0f} GFLOP/s, matmul {peak["matmul"]:.0f} GFLOP/s\n', flush=True)
+    print('| work | config | res | minibatch | compile s | img/s | GFLOP/img | GFLOP/s | of peak | MiB (XLA) |')
+    print('|---|---|---|---|---|---|---|---|---|---|')
+  for kind, rows, fn in (('train', train_rows, bench_train), ('sample', sample_rows, bench_sample)):
+    for name, resolution, batch in rows:
+      r = fn(load_config(name), resolution, batch, args.seconds)
+      gflops = r['img_per_s'] * r['gflop_per_img']
+      label = kind + (f' (R1 every {r["penalty_interval"]})' if r.get('penalty_interval', 1) > 1 else '')
+      print(f'| {label} | {name} | {resolution}² | {r["batch"]} | {r["compile_s"]:.1f} | '
+            f'{r["img_per_s"]:.3g} | {r["gflop_per_img"]:.3g} | {gflops:.0f} | {gflops / best:.0%} | '
+            f'{r["memory_mib"]:.0f} |', flush=True)
+  if args.count:
+    estimate = f' | img/s at {args.assume_tflops:g} TFLOP/s' if args.assume_tflops else ''
+    print(f'\n| count | config | res | minibatch | GFLOP/img (lowered){estimate} |')
+    print('|---|---|---|---|---|' + ('---|' if estimate else ''))
+    for name, resolution, batch in parse_rows(args.count):
+      r = count_train(load_config(name), resolution, batch, args.seconds)
+      label = 'train' + (f' (R1 every {r["penalty_interval"]})' if r['penalty_interval'] > 1 else '')
+      img_per_s = f' | {args.assume_tflops * 1e3 / r["gflop_per_img"]:.3g}' if args.assume_tflops else ''
+      print(f'| {label} | {name} | {resolution}² | {r["batch"]} | {r["gflop_per_img"]:.4g}{img_per_s} |', flush=True)
+
+if __name__ == '__main__':
+  main()

@@ -1,0 +1,41 @@
+"""experiments/benchmark.py: row specs, and a full run of its table on the smoke config."""
+
+import importlib.util
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPT = os.path.join(ROOT, 'experiments', 'benchmark.py')
+
+
+def load():
+  spec = importlib.util.spec_from_file_location('benchmark', SCRIPT)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def test_row_specs():
+  benchmark = load()
+  assert benchmark.parse_rows(['official:16@32,32', 'smoke:8']) == [('official', 16, 32), ('official', 32, 0),
+                                                                     ('smoke', 8, 0)]
+  with pytest.raises(SystemExit, match='CONFIG:RES'):
+    benchmark.parse_rows(['official'])
+
+
+def test_table_on_the_smoke_config():
+  """One training and one sampling row: every column filled, FLOP/s = img/s x GFLOP/img, the peak measured."""
+  out = subprocess.run([sys.executable, SCRIPT, '--train', 'smoke:8', '--sample', 'smoke:8@4', '--seconds', '0.2'],
+                       capture_output=True, text=True, check=True, cwd=ROOT).stdout
+  assert 'measured peak: conv' in out
+  rows = [line.split('|')[1:-1] for line in out.splitlines() if line.startswith('| train') or
+          line.startswith('| sample')]
+  assert [r[0].strip() for r in rows] == ['train', 'sample']
+  for row in rows:
+    img_per_s, gflop_per_img, gflop_per_s = (float(row[i]) for i in (5, 6, 7))
+    assert img_per_s > 0 and gflop_per_img > 0
+    assert gflop_per_s == pytest.approx(img_per_s * gflop_per_img, rel=0.01, abs=1)
+  assert rows[1][3].strip() == '4'
