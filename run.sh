@@ -37,7 +37,7 @@ case "$cmd" in
   test)
     setup
     command -v ffmpeg >/dev/null || apt_install --no-install-recommends ffmpeg  # the MP4 interpolation test
-    "$VENV/bin/python" -m pytest -m 'not slow' "$@"
+    "$VENV/bin/python" -m pytest -m 'not slow' --durations=20 "$@"
     ;;
   test-all)
     setup
