@@ -3,6 +3,9 @@
 Weights keep the official TF layouts: conv `[kh, kw, in, out]` (= HWIO) and dense `[in, out]`, stored raw; the
 equalized-learning-rate multiplier is applied at run time (`weight_param`). Every op here reproduces the
 official one numerically (spec §2-3 and §10).
+
+Mixed precision: the convolutions and `dense` take a compute `dtype` (default float32); their inputs and the
+runtime-scaled weights are cast to it and they accumulate and return float32. Every other op computes in float32.
 """
 
 import math
@@ -12,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.typing import DTypeLike
 
 _NHWC = ('NHWC', 'HWIO', 'NHWC')
 LRELU_GAIN = math.sqrt(2.0)
@@ -47,12 +51,18 @@ def leaky_relu(x: jax.Array) -> jax.Array:
   return jnp.where(x >= 0, x, x * 0.2)
 
 
+def dense(x: jax.Array, w: jax.Array, dtype: DTypeLike = jnp.float32) -> jax.Array:
+  """[N, in] @ [in, out] with inputs in `dtype`, accumulated and returned in float32."""
+  return jnp.matmul(x.astype(dtype), w.astype(dtype), preferred_element_type=jnp.float32)
+
+
 # ---- Convolutions and resampling ---------------------------------------------------------------------------
 
 
-def conv2d(x: jax.Array, w: jax.Array, stride: int = 1) -> jax.Array:
-  """SAME cross-correlation of NHWC `x` with HWIO `w` (TF's `conv2d`)."""
-  return lax.conv_general_dilated(x, w.astype(x.dtype), (stride, stride), 'SAME', dimension_numbers=_NHWC)
+def conv2d(x: jax.Array, w: jax.Array, stride: int = 1, dtype: DTypeLike = jnp.float32) -> jax.Array:
+  """SAME cross-correlation of NHWC `x` with HWIO `w` (TF's `conv2d`), inputs in `dtype`, float32 out."""
+  return lax.conv_general_dilated(x.astype(dtype), w.astype(dtype), (stride, stride), 'SAME', dimension_numbers=_NHWC,
+                                  preferred_element_type=jnp.float32)
 
 
 def blur(x: jax.Array) -> jax.Array:
@@ -86,27 +96,29 @@ def downscale2d(x: jax.Array, factor: int = 2) -> jax.Array:
   return y.astype(x.dtype)
 
 
-def upscale2d_conv2d(x: jax.Array, w: jax.Array, fused: bool) -> jax.Array:
-  """2x upsampling then 3x3 conv with HWIO `w`.
+def upscale2d_conv2d(x: jax.Array, w: jax.Array, fused: bool, dtype: DTypeLike = jnp.float32) -> jax.Array:
+  """2x upsampling then 3x3 conv with HWIO `w`, inputs in `dtype`, float32 out.
 
   Unfused: nearest upsampling then SAME conv. Fused (official, >= 128²): a stride-2 transposed conv with the 4x4
   kernel made of the four shifted copies of `w`; it equals nearest upsampling then conv with `w` rotated 180°.
   """
   if not fused:
-    return conv2d(upscale2d(x), w)
+    return conv2d(upscale2d(x.astype(dtype)), w, dtype=dtype)
   w = jnp.pad(jnp.transpose(w, (0, 1, 3, 2)), ((1, 1), (1, 1), (0, 0), (0, 0)))  # [4, 4, out, in] after the sum
   w = w[1:, 1:] + w[:-1, 1:] + w[1:, :-1] + w[:-1, :-1]
   # TF's conv2d_transpose: the input-gradient of a stride-2 SAME conv (out -> in channels) with this kernel.
-  return lax.conv_transpose(x, w.astype(x.dtype), (2, 2), 'SAME', dimension_numbers=_NHWC, transpose_kernel=True)
+  return lax.conv_transpose(x.astype(dtype), w.astype(dtype), (2, 2), 'SAME', dimension_numbers=_NHWC,
+                            transpose_kernel=True, preferred_element_type=jnp.float32)
 
 
-def conv2d_downscale2d(x: jax.Array, w: jax.Array, fused: bool) -> jax.Array:
-  """3x3 conv with HWIO `w` then 2x2 box downsampling; fused (>= 128²) as one stride-2 4x4 conv (no flip)."""
+def conv2d_downscale2d(x: jax.Array, w: jax.Array, fused: bool, dtype: DTypeLike = jnp.float32) -> jax.Array:
+  """3x3 conv with HWIO `w` then 2x2 box downsampling (in float32); fused (>= 128²) as one stride-2 4x4 conv (no
+  flip). Conv inputs in `dtype`, float32 out."""
   if not fused:
-    return downscale2d(conv2d(x, w))
+    return downscale2d(conv2d(x, w, dtype=dtype))
   w = jnp.pad(w, ((1, 1), (1, 1), (0, 0), (0, 0)))
   w = (w[1:, 1:] + w[:-1, 1:] + w[1:, :-1] + w[:-1, :-1]) * 0.25
-  return conv2d(x, w, stride=2)
+  return conv2d(x, w, stride=2, dtype=dtype)
 
 
 # ---- Normalisation, noise, styles --------------------------------------------------------------------------
