@@ -10,8 +10,9 @@ Variable collections:
   stats   `dlatent_avg` [dlatent_size], the running mean of w used by truncation
 
 Mixed precision: `dtype` (default float32) is the compute dtype of the convolutions and the dense layers (the
-mapping's and D's), which cast their inputs and weights to it and return float32; params, the style modulation
-(a small matmul whose scale multiplies every activation) and all other ops stay float32 (layers.py).
+mapping's and D's), which cast their inputs and weights to it, return float32 and compute their gradients in it;
+params, the style modulation (a small matmul whose scale multiplies every activation) and all other ops stay
+float32 (layers.py). NetworkConfig does not hold it: an exported model samples in float32.
 
 `lod` (level of detail) is a traced scalar: 0 means full resolution, k + f blends level k (weight 1-f) with
 level k+1 (weight f), the official "linear" structure. The networks may run at a stage resolution below the full
