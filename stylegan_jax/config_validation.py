@@ -52,6 +52,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     'train.grid_size': ((lambda v: len(v) == 2 and all(x > 0 for x in v)), '(columns, rows), two integers > 0'),
     'train.checkpoint_kimg': _NON_NEGATIVE, 'train.checkpoints_to_keep': _POSITIVE,
     'train.adam_epsilon_form': ((lambda v: v in ('tf', 'optax')), "'tf' or 'optax' (train_state.ADAM_EPSILON_FORMS)"),
+    'train.compute_dtype': ((lambda v: v in ('float32', 'bfloat16')), "'float32' or 'bfloat16' (steps.COMPUTE_DTYPES)"),
 }
 # Rules by the key's last part, for keys without an entry in RULES (e.g. added by later features).
 SUFFIX_RULES: list[tuple[str, tuple[Callable[[Any], bool], str]]] = [

@@ -3,8 +3,13 @@
 Weights keep the official TF layouts: conv `[kh, kw, in, out]` (= HWIO) and dense `[in, out]`, stored raw; the
 equalized-learning-rate multiplier is applied at run time (`weight_param`). Every op here reproduces the
 official one numerically (spec §2-3 and §10).
+
+Mixed precision: the convolutions and `dense` take a compute `dtype` (default float32); their inputs and the
+runtime-scaled weights are cast to it and they accumulate and return float32, and in bfloat16 their gradients are
+computed in it too (`_in_dtype`). Every other op computes in float32.
 """
 
+import functools
 import math
 
 import flax.linen as nn
@@ -12,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.typing import DTypeLike
 
 _NHWC = ('NHWC', 'HWIO', 'NHWC')
 LRELU_GAIN = math.sqrt(2.0)
@@ -47,12 +53,66 @@ def leaky_relu(x: jax.Array) -> jax.Array:
   return jnp.where(x >= 0, x, x * 0.2)
 
 
+# ---- Compute dtype -----------------------------------------------------------------------------------------
+
+
+def _in_dtype(op, x: jax.Array, w: jax.Array, dtype: DTypeLike) -> jax.Array:
+  """`op(x, w, out_dtype)` (a conv or matmul) with x and w cast to `dtype`, accumulated and returned in float32.
+
+  Below float32, the gradients are computed in `dtype` too (float32 accumulation and outputs, rounded to `dtype`):
+  JAX would run the transposed ops in float32, as their cotangent is float32. float32: `op` as it is.
+  """
+  x, w = x.astype(dtype), w.astype(dtype)
+  if jnp.dtype(dtype) == jnp.float32:
+    return op(x, w, jnp.float32)
+  return _low_precision_grads(op, x, w)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _low_precision_grads(op, x, w):
+  return op(x, w, jnp.float32)
+
+
+def _low_precision_grads_fwd(op, x, w):
+  return _low_precision_grads(op, x, w), (x, w)  # itself, so that a second derivative (R1) uses this rule too
+
+
+def _low_precision_grads_bwd(op, residuals, g):
+  """The transposes of `op` in the inputs' dtype (differentiable again, for the R1 penalty's double backprop)."""
+  x, w = residuals
+  _, vjp = jax.vjp(lambda x, w: op(x, w, x.dtype), x, w)
+  return vjp(g.astype(x.dtype))
+
+
+_low_precision_grads.defvjp(_low_precision_grads_fwd, _low_precision_grads_bwd)
+
+
+def dense(x: jax.Array, w: jax.Array, dtype: DTypeLike = jnp.float32) -> jax.Array:
+  """[N, in] @ [in, out] with inputs in `dtype`, accumulated and returned in float32."""
+  return _in_dtype(_matmul, x, w, dtype)
+
+
+def _matmul(x, w, out_dtype):
+  return jnp.matmul(x, w, preferred_element_type=out_dtype)
+
+
 # ---- Convolutions and resampling ---------------------------------------------------------------------------
 
 
-def conv2d(x: jax.Array, w: jax.Array, stride: int = 1) -> jax.Array:
-  """SAME cross-correlation of NHWC `x` with HWIO `w` (TF's `conv2d`)."""
-  return lax.conv_general_dilated(x, w.astype(x.dtype), (stride, stride), 'SAME', dimension_numbers=_NHWC)
+def conv2d(x: jax.Array, w: jax.Array, stride: int = 1, dtype: DTypeLike = jnp.float32) -> jax.Array:
+  """SAME cross-correlation of NHWC `x` with HWIO `w` (TF's `conv2d`), inputs in `dtype`, float32 out."""
+  return _in_dtype(functools.partial(_conv, stride=stride), x, w, dtype)
+
+
+def _conv(x, w, out_dtype, stride):
+  return lax.conv_general_dilated(x, w, (stride, stride), 'SAME', dimension_numbers=_NHWC,
+                                  preferred_element_type=out_dtype)
+
+
+def _conv_transpose(x, w, out_dtype):
+  """TF's conv2d_transpose: the input-gradient of a stride-2 SAME conv (out -> in channels) with `w`."""
+  return lax.conv_transpose(x, w, (2, 2), 'SAME', dimension_numbers=_NHWC, transpose_kernel=True,
+                            preferred_element_type=out_dtype)
 
 
 def blur(x: jax.Array) -> jax.Array:
@@ -86,27 +146,27 @@ def downscale2d(x: jax.Array, factor: int = 2) -> jax.Array:
   return y.astype(x.dtype)
 
 
-def upscale2d_conv2d(x: jax.Array, w: jax.Array, fused: bool) -> jax.Array:
-  """2x upsampling then 3x3 conv with HWIO `w`.
+def upscale2d_conv2d(x: jax.Array, w: jax.Array, fused: bool, dtype: DTypeLike = jnp.float32) -> jax.Array:
+  """2x upsampling then 3x3 conv with HWIO `w`, inputs in `dtype`, float32 out.
 
   Unfused: nearest upsampling then SAME conv. Fused (official, >= 128²): a stride-2 transposed conv with the 4x4
   kernel made of the four shifted copies of `w`; it equals nearest upsampling then conv with `w` rotated 180°.
   """
   if not fused:
-    return conv2d(upscale2d(x), w)
+    return conv2d(upscale2d(x.astype(dtype)), w, dtype=dtype)
   w = jnp.pad(jnp.transpose(w, (0, 1, 3, 2)), ((1, 1), (1, 1), (0, 0), (0, 0)))  # [4, 4, out, in] after the sum
   w = w[1:, 1:] + w[:-1, 1:] + w[1:, :-1] + w[:-1, :-1]
-  # TF's conv2d_transpose: the input-gradient of a stride-2 SAME conv (out -> in channels) with this kernel.
-  return lax.conv_transpose(x, w.astype(x.dtype), (2, 2), 'SAME', dimension_numbers=_NHWC, transpose_kernel=True)
+  return _in_dtype(_conv_transpose, x, w, dtype)
 
 
-def conv2d_downscale2d(x: jax.Array, w: jax.Array, fused: bool) -> jax.Array:
-  """3x3 conv with HWIO `w` then 2x2 box downsampling; fused (>= 128²) as one stride-2 4x4 conv (no flip)."""
+def conv2d_downscale2d(x: jax.Array, w: jax.Array, fused: bool, dtype: DTypeLike = jnp.float32) -> jax.Array:
+  """3x3 conv with HWIO `w` then 2x2 box downsampling (in float32); fused (>= 128²) as one stride-2 4x4 conv (no
+  flip). Conv inputs in `dtype`, float32 out."""
   if not fused:
-    return downscale2d(conv2d(x, w))
+    return downscale2d(conv2d(x, w, dtype=dtype))
   w = jnp.pad(w, ((1, 1), (1, 1), (0, 0), (0, 0)))
   w = (w[1:, 1:] + w[:-1, 1:] + w[1:, :-1] + w[:-1, :-1]) * 0.25
-  return conv2d(x, w, stride=2)
+  return conv2d(x, w, stride=2, dtype=dtype)
 
 
 # ---- Normalisation, noise, styles --------------------------------------------------------------------------

@@ -9,6 +9,11 @@ Variable collections:
   noise   synthesis noise buffers `noise{i}` [1, H, W, 1], N(0, 1), used with noise_mode='const'
   stats   `dlatent_avg` [dlatent_size], the running mean of w used by truncation
 
+Mixed precision: `dtype` (default float32) is the compute dtype of the convolutions and the dense layers (the
+mapping's and D's), which cast their inputs and weights to it, return float32 and compute their gradients in it;
+params, the style modulation (a small matmul whose scale multiplies every activation) and all other ops stay
+float32 (layers.py). NetworkConfig does not hold it: an exported model samples in float32.
+
 `lod` (level of detail) is a traced scalar: 0 means full resolution, k + f blends level k (weight 1-f) with
 level k+1 (weight f), the official "linear" structure. The networks may run at a stage resolution below the full
 one (`resolution=` in synthesis, the input size in D): the result is what the full-resolution network gives
@@ -21,6 +26,7 @@ from typing import Optional, Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from jax.typing import DTypeLike
 
 from stylegan_jax import layers
 from stylegan_jax.network_config import NetworkConfig
@@ -35,12 +41,13 @@ class Dense(nn.Module):
   lrmul: float = 1.0
   use_wscale: bool = True
   activation: bool = True
+  dtype: DTypeLike = jnp.float32
 
   @nn.compact
   def __call__(self, x):
     w = layers.weight_param(self, (x.shape[-1], self.features), gain=self.gain, use_wscale=self.use_wscale,
                             lrmul=self.lrmul)
-    x = x @ w + layers.bias_param(self, self.features, lrmul=self.lrmul)
+    x = layers.dense(x, w, self.dtype) + layers.bias_param(self, self.features, lrmul=self.lrmul)
     return layers.leaky_relu(x) if self.activation else x
 
 
@@ -57,15 +64,16 @@ class Conv(nn.Module):
   down: bool = False
   fused: bool = False
   blur: bool = True
+  dtype: DTypeLike = jnp.float32
 
   @nn.compact
   def __call__(self, x):
     w = layers.weight_param(self, (self.kernel, self.kernel, x.shape[-1], self.features), gain=self.gain,
                             use_wscale=self.use_wscale)
     if self.down:
-      x = layers.conv2d_downscale2d(layers.blur(x) if self.blur else x, w, self.fused)
+      x = layers.conv2d_downscale2d(layers.blur(x) if self.blur else x, w, self.fused, self.dtype)
     else:
-      x = layers.conv2d(x, w)
+      x = layers.conv2d(x, w, dtype=self.dtype)
     x = x + layers.bias_param(self, self.features)
     return layers.leaky_relu(x) if self.activation else x
 
@@ -86,6 +94,7 @@ class LabelConcat(nn.Module):
 class Mapping(nn.Module):
   """G_mapping: latents z [N, latent_size] (+ labels [N, label_size]) -> dlatents [N, num_layers, dlatent_size]."""
   config: NetworkConfig
+  dtype: DTypeLike = jnp.float32
 
   @nn.compact
   def __call__(self, latents, labels=None):
@@ -99,7 +108,7 @@ class Mapping(nn.Module):
       x = layers.pixel_norm(x)
     for i in range(cfg.mapping_layers):
       features = cfg.dlatent_size if i == cfg.mapping_layers - 1 else cfg.mapping_fmaps
-      x = Dense(features, lrmul=cfg.mapping_lrmul, use_wscale=cfg.use_wscale, name=f'Dense{i}')(x)
+      x = Dense(features, lrmul=cfg.mapping_lrmul, use_wscale=cfg.use_wscale, dtype=self.dtype, name=f'Dense{i}')(x)
     return jnp.broadcast_to(x[:, None, :], (x.shape[0], cfg.num_layers, cfg.dlatent_size))
 
 
@@ -134,6 +143,7 @@ class SynthesisLayer(nn.Module):
   features: int
   kind: str
   fused: bool = False
+  dtype: DTypeLike = jnp.float32
 
   @nn.compact
   def __call__(self, x, dlatent, noise):
@@ -145,11 +155,11 @@ class SynthesisLayer(nn.Module):
       w = layers.weight_param(self, (3, 3, x.shape[-1], self.features), gain=layers.LRELU_GAIN,
                               use_wscale=cfg.use_wscale)
       if self.kind == 'up':
-        x = layers.upscale2d_conv2d(x, w, self.fused)
+        x = layers.upscale2d_conv2d(x, w, self.fused, self.dtype)
         if cfg.blur:
           x = layers.blur(x)
       else:
-        x = layers.conv2d(x, w)
+        x = layers.conv2d(x, w, dtype=self.dtype)
     if cfg.use_noise and noise is not None:
       x = NoiseStrength(name='Noise')(x, noise)
     x = layers.leaky_relu(x + layers.bias_param(self, self.features))
@@ -164,18 +174,21 @@ class SynthesisBlock(nn.Module):
   """The two layers at resolution 2**res_log2 ('4x4': Const, Conv; others: Conv0_up, Conv1)."""
   config: NetworkConfig
   res_log2: int
+  dtype: DTypeLike = jnp.float32
 
   @nn.compact
   def __call__(self, x, dlatents, noise_inputs):
-    cfg, r = self.config, self.res_log2
+    cfg, r, dtype = self.config, self.res_log2, self.dtype
     first, second = 2 * r - 4, 2 * r - 3
     features = cfg.nf(r - 1)
     if r == 2:
       x = SynthesisLayer(cfg, features, 'const', name='Const')(None, dlatents[:, first], noise_inputs[first])
-      return SynthesisLayer(cfg, features, 'conv', name='Conv')(x, dlatents[:, second], noise_inputs[second])
-    x = SynthesisLayer(cfg, features, 'up', cfg.fused(r), name='Conv0_up')(x, dlatents[:, first],
-                                                                            noise_inputs[first])
-    return SynthesisLayer(cfg, features, 'conv', name='Conv1')(x, dlatents[:, second], noise_inputs[second])
+      return SynthesisLayer(cfg, features, 'conv', dtype=dtype, name='Conv')(x, dlatents[:, second],
+                                                                            noise_inputs[second])
+    x = SynthesisLayer(cfg, features, 'up', cfg.fused(r), dtype, name='Conv0_up')(x, dlatents[:, first],
+                                                                                   noise_inputs[first])
+    return SynthesisLayer(cfg, features, 'conv', dtype=dtype, name='Conv1')(x, dlatents[:, second],
+                                                                           noise_inputs[second])
 
 
 class Synthesis(nn.Module):
@@ -186,6 +199,7 @@ class Synthesis(nn.Module):
   'none' (no noise).
   """
   config: NetworkConfig
+  dtype: DTypeLike = jnp.float32
 
   @nn.compact
   def __call__(self, dlatents, lod=0.0, *, noise_mode: str = 'random', resolution: Optional[int] = None,
@@ -201,17 +215,17 @@ class Synthesis(nn.Module):
     noise_inputs = self._noise_inputs('none' if noise is not None else noise_mode, dlatents.shape[0], out_log2)
     if noise is not None:
       noise_inputs = list(noise) + [None] * (cfg.num_layers - len(noise))
-    x = SynthesisBlock(cfg, 2, name='4x4')(None, dlatents, noise_inputs)
+    x = SynthesisBlock(cfg, 2, self.dtype, name='4x4')(None, dlatents, noise_inputs)
     images = self._to_rgb(x, full_log2 - 2)
     for r in range(3, out_log2 + 1):
-      x = SynthesisBlock(cfg, r, name=f'{2 ** r}x{2 ** r}')(x, dlatents, noise_inputs)
+      x = SynthesisBlock(cfg, r, self.dtype, name=f'{2 ** r}x{2 ** r}')(x, dlatents, noise_inputs)
       images = layers.lerp_clip(self._to_rgb(x, full_log2 - r), layers.upscale2d(images), lod - (full_log2 - r))
     return images
 
   def _to_rgb(self, x, lod_index):
     """ToRGB_lod{L}: 1x1 conv to num_channels with gain 1 and a bias, no activation."""
     cfg = self.config
-    return Conv(cfg.num_channels, kernel=1, gain=1.0, use_wscale=cfg.use_wscale, activation=False,
+    return Conv(cfg.num_channels, kernel=1, gain=1.0, use_wscale=cfg.use_wscale, activation=False, dtype=self.dtype,
                 name=f'ToRGB_lod{lod_index}')(x)
 
   def _noise_inputs(self, noise_mode, batch, out_log2):
@@ -260,10 +274,11 @@ class Generator(nn.Module):
   Sub-modules are named 'mapping' and 'synthesis' as the official components are.
   """
   config: NetworkConfig
+  dtype: DTypeLike = jnp.float32
 
   def setup(self):
-    self.mapping = Mapping(self.config)
-    self.synthesis = Synthesis(self.config)
+    self.mapping = Mapping(self.config, self.dtype)
+    self.synthesis = Synthesis(self.config, self.dtype)
     self.dlatent_avg = self.variable('stats', 'dlatent_avg', jnp.zeros, (self.config.dlatent_size,), jnp.float32)
 
   def __call__(self, latents, labels=None, lod=0.0, *, truncation_psi=1.0, truncation_cutoff=None,
@@ -315,28 +330,31 @@ class DiscriminatorBlock(nn.Module):
   """D block at resolution 2**res_log2 > 4: Conv0 then (blur) Conv1_down, halving the resolution."""
   config: NetworkConfig
   res_log2: int
+  dtype: DTypeLike = jnp.float32
 
   @nn.compact
   def __call__(self, x):
     cfg, r = self.config, self.res_log2
-    x = Conv(cfg.nf(r - 1), use_wscale=cfg.use_wscale, name='Conv0')(x)
+    x = Conv(cfg.nf(r - 1), use_wscale=cfg.use_wscale, dtype=self.dtype, name='Conv0')(x)
     return Conv(cfg.nf(r - 2), use_wscale=cfg.use_wscale, down=True, fused=cfg.fused(r), blur=cfg.blur,
-                name='Conv1_down')(x)
+                dtype=self.dtype, name='Conv1_down')(x)
 
 
 class DiscriminatorEpilogue(nn.Module):
   """The 4x4 block: minibatch stddev -> Conv -> Dense0 (NCHW flatten) -> Dense1 -> scores [N, max(label_size,1)]."""
   config: NetworkConfig
+  dtype: DTypeLike = jnp.float32
 
   @nn.compact
   def __call__(self, x):
     cfg = self.config
     if cfg.mbstd_group_size > 1:
       x = layers.minibatch_stddev(x, cfg.mbstd_group_size, cfg.mbstd_num_features)
-    x = Conv(cfg.nf(1), use_wscale=cfg.use_wscale, name='Conv')(x)
+    x = Conv(cfg.nf(1), use_wscale=cfg.use_wscale, dtype=self.dtype, name='Conv')(x)
     x = jnp.transpose(x, (0, 3, 1, 2)).reshape(x.shape[0], -1)  # the official NCHW flatten order
-    x = Dense(cfg.nf(0), use_wscale=cfg.use_wscale, name='Dense0')(x)
-    return Dense(max(cfg.label_size, 1), gain=1.0, use_wscale=cfg.use_wscale, activation=False, name='Dense1')(x)
+    x = Dense(cfg.nf(0), use_wscale=cfg.use_wscale, dtype=self.dtype, name='Dense0')(x)
+    return Dense(max(cfg.label_size, 1), gain=1.0, use_wscale=cfg.use_wscale, activation=False, dtype=self.dtype,
+                 name='Dense1')(x)
 
 
 class Discriminator(nn.Module):
@@ -346,6 +364,7 @@ class Discriminator(nn.Module):
   the top block with the next level's FromRGB, as the official linear structure does.
   """
   config: NetworkConfig
+  dtype: DTypeLike = jnp.float32
 
   @nn.compact
   def __call__(self, images, labels=None, lod=0.0):
@@ -358,10 +377,10 @@ class Discriminator(nn.Module):
     images = images.astype(jnp.float32)
     x = self._from_rgb(images, full_log2 - in_log2)
     for r in range(in_log2, 2, -1):
-      x = DiscriminatorBlock(cfg, r, name=f'{2 ** r}x{2 ** r}')(x)
+      x = DiscriminatorBlock(cfg, r, self.dtype, name=f'{2 ** r}x{2 ** r}')(x)
       images = layers.downscale2d(images)
       x = layers.lerp_clip(x, self._from_rgb(images, full_log2 - r + 1), lod - (full_log2 - r))
-    scores = DiscriminatorEpilogue(cfg, name='4x4')(x)
+    scores = DiscriminatorEpilogue(cfg, self.dtype, name='4x4')(x)
     if cfg.label_size:
       if labels is None:
         raise ValueError(f'this discriminator is conditional (label_size={cfg.label_size}): pass labels')
@@ -371,7 +390,7 @@ class Discriminator(nn.Module):
   def _from_rgb(self, images, lod_index):
     """FromRGB_lod{L}: 1x1 conv to the channels of the block at that level, gain sqrt(2), lrelu."""
     cfg = self.config
-    return Conv(cfg.nf(cfg.resolution_log2 - lod_index - 1), kernel=1, use_wscale=cfg.use_wscale,
+    return Conv(cfg.nf(cfg.resolution_log2 - lod_index - 1), kernel=1, use_wscale=cfg.use_wscale, dtype=self.dtype,
                 name=f'FromRGB_lod{lod_index}')(images)
 
 

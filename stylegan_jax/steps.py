@@ -9,6 +9,9 @@ Randomness: z, the per-layer noise and the WGAN-GP mixing factors are drawn per 
 sample's position in the global minibatch, so they do not depend on the device count. Style mixing (one draw per
 device minibatch) and minibatch stddev (groups within a device's minibatch) are per device, as in the official
 multi-GPU code; with gradient accumulation (accumulation.py) per micro-batch.
+
+Precision: `train.compute_dtype` ('float32' or 'bfloat16') is the compute dtype of G's and D's convolutions and
+dense matmuls (networks.py); params, Adam states, Gs, losses and penalties stay float32.
 """
 
 import dataclasses
@@ -28,6 +31,7 @@ from stylegan_jax.train_state import TrainState, adam, create_train_state
 
 AXIS = 'batch'
 _Z, _GP_MIX, _NOISE = 0, 1, 2  # fold_in tags of the per-sample streams (noise layer i uses _NOISE + i)
+COMPUTE_DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}  # train.compute_dtype -> the networks' dtype
 
 
 def make_mesh(devices=None) -> Mesh:
@@ -74,6 +78,14 @@ def _adam_update(optimizer, params, opt_state, grads, lr, mask):
                              nu=stage_params.put(opt_state.nu, mask, new_opt.nu)), finite)
 
 
+def compute_dtype(train):
+  """The networks' compute dtype for train.compute_dtype (absent in configs older than the option: float32)."""
+  name = train.get('compute_dtype', 'float32')
+  if name not in COMPUTE_DTYPES:
+    raise ValueError(f"train.compute_dtype must be one of {', '.join(COMPUTE_DTYPES)}, got {name!r}")
+  return COMPUTE_DTYPES[name]
+
+
 def gs_decay(train, nimg, global_batch: int):
   """The Gs moving-average factor of one step: 0.5 ** (global_batch / half-life in images).
 
@@ -111,8 +123,9 @@ def build_stage_steps(model: NetworkConfig, config, resolution: int, global_batc
                       accumulation_steps: int = 1) -> StageSteps:
   """The D and G steps for one stage. `config` is the run config (uses .loss and .train); each device's
   minibatch is trained as `accumulation_steps` micro-batches (accumulation.py)."""
-  G, D = networks.Generator(model), networks.Discriminator(model)
   train, loss_config = config.train, config.loss
+  dtype = compute_dtype(train)
+  G, D = networks.Generator(model, dtype), networks.Discriminator(model, dtype)
   num_devices = mesh.devices.size
   if global_batch % (num_devices * accumulation_steps):
     raise ValueError(f'minibatch {global_batch} at {resolution}x{resolution} does not divide across '
