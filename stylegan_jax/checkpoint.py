@@ -55,13 +55,13 @@ logger = logging.getLogger(__name__)
 
 STEP_DIGITS = 9
 # Config keys (with everything under them) that may change on resume with allow_changes: the run's length, how
-# often it logs (ticks), draws grids and saves, the grid, where and how fast the same data is read, and what it
-# evaluates (metrics). Anything
+# often it logs (ticks), draws grids and saves, the grid, where and how fast the same data is read, when the steps
+# compile (the same programs) and what it evaluates (metrics). Anything
 # else (model, schedule, loss, seed, data identity, training hyperparameters) would change the run: refused.
 SAFE_CHANGES = ('train.total_kimg', 'train.checkpoint_kimg', 'train.checkpoints_to_keep',
                 'train.image_snapshot_ticks', 'train.grid_size', 'train.grid_seed', 'schedule.tick_kimg_base',
                 'schedule.tick_kimg_dict', 'data.data_dir', 'data.source_dir', 'data.num_threads',
-                'data.prefetch_batches', 'metrics')
+                'data.prefetch_batches', 'train.compile_ahead', 'metrics')
 
 
 class ConfigChangeError(errors.UserError, ValueError):

@@ -59,6 +59,7 @@ def get_config() -> ml_collections.ConfigDict:
       style_mixing_prob=0.9,
       mirror_augment=True,
       min_minibatch_per_device=0,  # > 0: raise smaller stage minibatches to this x devices, lr x sqrt (a deviation)
+      compile_ahead=True,         # compile the next stage's steps in the background while a stage trains
       image_snapshot_ticks=1,     # a sample grid every tick
       grid_size=(8, 8),           # (columns, rows) of the sample grid
       grid_seed=123,
