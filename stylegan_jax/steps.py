@@ -14,6 +14,7 @@ multi-GPU code; with gradient accumulation (accumulation.py) per micro-batch.
 
 import dataclasses
 import functools
+import logging
 import threading
 import time
 from concurrent import futures
@@ -30,6 +31,7 @@ from stylegan_jax import accumulation, layers, losses, networks
 from stylegan_jax.network_config import NetworkConfig
 from stylegan_jax.train_state import TrainState, adam, create_train_state
 
+logger = logging.getLogger(__name__)
 AXIS = 'batch'
 _Z, _GP_MIX, _NOISE = 0, 1, 2  # fold_in tags of the per-sample streams (noise layer i uses _NOISE + i)
 
@@ -277,8 +279,8 @@ class StepCache:
     return steps
 
   def prefetch(self, resolution: int, global_batch: int) -> None:
-    """Starts compiling the stage's steps in a daemon thread (it never keeps the process alive), unless they are
-    kept or on their way; `__call__` collects them."""
+    """Starts compiling the stage's steps in a daemon thread, unless they are kept or on their way; `__call__`
+    collects them, `close` waits for them."""
     steps = self.stages.get(resolution)
     if (resolution, global_batch) in self.ahead or steps is not None and steps.global_batch == global_batch:
       return
@@ -291,6 +293,15 @@ class StepCache:
         future.set_exception(e)
 
     threading.Thread(target=run, name=f'compile-{resolution}x{resolution}', daemon=True).start()
+
+  def close(self) -> None:
+    """Waits for the compiles `prefetch` started (dropping their steps and errors): Python exiting while XLA still
+    compiles in a daemon thread aborts the process."""
+    for (resolution, _), ahead in self.ahead.items():
+      if not ahead.done():
+        logger.info('waiting for the %dx%d steps to finish compiling ahead', resolution, resolution)
+      futures.wait([ahead])
+    self.ahead.clear()
 
   def _compile(self, resolution: int, global_batch: int) -> StageSteps:
     start = time.perf_counter()

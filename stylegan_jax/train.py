@@ -280,6 +280,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, allow_config_chang
     raise error from e
   finally:
     checkpoints.close()  # waits for a save in flight
+    cache.close()  # waits for a compile ahead in flight (the next stage's, when the run stops before it)
     if iterator is not None:
       iterator.close()
     bar.close()

@@ -125,6 +125,26 @@ def test_prefetch_compiles_in_a_daemon_thread_and_raises_its_error_to_the_caller
   assert not threads[0].is_alive()
 
 
+def test_close_waits_for_a_compile_in_flight(monkeypatch, caplog):
+  """Python exiting while XLA compiles in a daemon thread aborts the process, so `close` (train's finally) waits
+  for an unfinished compile ahead and drops its outcome."""
+  release, finished = threading.Event(), []
+
+  def slow(*args):
+    release.wait()
+    finished.append(True)
+    raise RuntimeError('dropped by close')
+
+  monkeypatch.setattr(steps, 'build_stage_steps', slow)
+  cache = steps.StepCache(MODEL, run_config(), steps.make_mesh(jax.devices()[:2]))
+  cache.prefetch(16, 8)
+  threading.Timer(0.5, release.set).start()
+  with caplog.at_level('INFO', logger='stylegan_jax.steps'):
+    cache.close()
+  assert finished == [True] and cache.ahead == {}
+  assert 'waiting for the 16x16 steps to finish compiling ahead' in caplog.text
+
+
 def test_gs_moving_average_and_copied_buffers():
   mesh = steps.make_mesh(jax.devices()[:1])
   pair = steps.build_stage_steps(MODEL, run_config(G_smoothing_kimg=10.0), 16, 32, mesh)
