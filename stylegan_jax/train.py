@@ -4,8 +4,9 @@ Per iteration: the schedule (a function of images shown) gives lod, stage resolu
 rates; the stage's compiled step pair runs one D step (with R1/GP and the Gs update) and one G step. Adam states
 reset when floor(lod) or ceil(lod) changes. A stage's steps are compiled ahead of time, all at once: the current
 stage's when the run starts or resumes, each next stage's (train.compile_ahead, default on) in a background thread
-while the stage before it trains, so that the switch rarely waits. Every tick (tick_kimg) metrics are logged; every
-`image_snapshot_ticks` ticks, and at each stage's end, a PNG grid of Gs samples of fixed latents is written.
+while the stage before it trains, so that a switch after a stage longer than a compile does not wait. Every tick
+(tick_kimg) metrics are logged; every `image_snapshot_ticks` ticks, and at each stage's end, a PNG grid of Gs
+samples of fixed latents is written.
 
 Metrics (stylegan_jax/metrics, config.metrics) are evaluated on Gs every `interval_kimg`, at each stage's end and
 at the end, and logged like the losses.
