@@ -70,6 +70,21 @@ def schedule_from_config(nimg: int, sched_config, resolution: int) -> Schedule:
   return training_schedule(nimg, resolution=resolution, **dict(sched_config))
 
 
+def next_stage(nimg: int, sched_config, resolution: int, total_nimg: int) -> Schedule | None:
+  """The schedule at the first step of the stage after the one at `nimg`, for a loop that adds the stage's
+  minibatch to nimg per step; None when the run reaches `total_nimg` first. Found by bisection over the steps (the
+  stage resolution never decreases with nimg)."""
+  current = schedule_from_config(nimg, sched_config, resolution)
+  at_step = lambda k: schedule_from_config(nimg + k * current.minibatch, sched_config, resolution)
+  lo, hi = 0, -(-(total_nimg - nimg) // current.minibatch) - 1  # the run's last step starts at nimg + hi * minibatch
+  if hi <= 0 or at_step(hi).resolution == current.resolution:
+    return None
+  while hi - lo > 1:  # at_step(lo) is in the current stage, at_step(hi) is not
+    mid = (lo + hi) // 2
+    lo, hi = (mid, hi) if at_step(mid).resolution == current.resolution else (lo, mid)
+  return at_step(hi)
+
+
 def stage_resolutions(sched_config, resolution: int) -> list[int]:
   """Every stage resolution the schedule visits, from the initial one up to `resolution`."""
   start = max(int(math.log2(sched_config.get('lod_initial_resolution', 4))), 2)

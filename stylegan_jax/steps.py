@@ -1,9 +1,10 @@
 """Per-stage training steps: a D step (with its penalty and the Gs update) and a G step.
 
 Each is `jit(shard_map(...))` over a 1-D device mesh with axis 'batch': the state is replicated, the minibatch
-is split across devices, and gradients are averaged with `lax.pmean`. One pair is built per stage resolution
-(static shapes) and cached; `lod` and the learning rates are traced arguments, so a stage never recompiles while
-its fade-in progresses.
+is split across devices, and gradients are averaged with `lax.pmean`. One set is built per stage resolution
+(static shapes), compiled ahead of time for the inputs training passes (`compile_stage_steps`, all of a stage's
+steps at once; StepCache can do it in a background thread while the previous stage trains) and cached; `lod` and
+the learning rates are traced arguments, so a stage never recompiles while its fade-in progresses.
 
 Randomness: z, the per-layer noise and the WGAN-GP mixing factors are drawn per sample from keys indexed by the
 sample's position in the global minibatch, so they do not depend on the device count. Style mixing (one draw per
@@ -16,6 +17,10 @@ dense matmuls (networks.py); params, Adam states, Gs, losses and penalties stay 
 
 import dataclasses
 import functools
+import logging
+import threading
+import time
+from concurrent import futures
 from typing import Callable, Optional
 
 import jax
@@ -29,6 +34,7 @@ from stylegan_jax import accumulation, layers, losses, networks, stage_params
 from stylegan_jax.network_config import NetworkConfig
 from stylegan_jax.train_state import TrainState, adam, create_train_state
 
+logger = logging.getLogger(__name__)
 AXIS = 'batch'
 _Z, _GP_MIX, _NOISE = 0, 1, 2  # fold_in tags of the per-sample streams (noise layer i uses _NOISE + i)
 COMPUTE_DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}  # train.compute_dtype -> the networks' dtype
@@ -101,7 +107,8 @@ def gs_decay(train, nimg, global_batch: int):
 
 @dataclasses.dataclass
 class StageSteps:
-  """The compiled step pair of one stage; `traces` counts how often each was traced (1 = compiled once)."""
+  """The steps of one stage: jitted (build_stage_steps; compiled at their first call) or compiled ahead of time
+  (compile_stage_steps). `traces` counts how often each was traced (1 = compiled once)."""
   resolution: int
   global_batch: int
   d_step: Callable  # (state, images uint8 [B,H,W,C], labels [B,L], lod, lr) -> (state, metrics)
@@ -110,6 +117,7 @@ class StageSteps:
   penalty_interval: int = 1
   d_step_plain: Optional[Callable] = None  # lazy regularisation: the D step without the penalty
   accumulation_steps: int = 1  # micro-batches per device and step
+  compile_sec: float = 0.0  # seconds StepCache took to compile them (the accumulation choice included)
 
   def d_step_for(self, d_count: int) -> Callable:
     """The D step to run after `d_count` D steps since the last optimizer reset: with lazy regularisation
@@ -258,8 +266,34 @@ def build_stage_steps(model: NetworkConfig, config, resolution: int, global_batc
                     accumulation_steps)
 
 
+def abstract_inputs(model: NetworkConfig, mesh: Mesh, resolution: int, global_batch: int):
+  """(state, images, labels, scalar): jax.ShapeDtypeStructs of the steps' arguments as training passes them (a
+  replicated state, the minibatch split along 'batch'; the scalar is lod or a learning rate)."""
+  state = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated(mesh)),
+                                 jax.eval_shape(lambda: create_train_state(model, 0)))
+  batch = NamedSharding(mesh, P(AXIS))
+  images = jax.ShapeDtypeStruct((global_batch, resolution, resolution, model.num_channels), jnp.uint8,
+                                sharding=batch)
+  labels = jax.ShapeDtypeStruct((global_batch, model.label_size), jnp.float32, sharding=batch)
+  return state, images, labels, jax.ShapeDtypeStruct((), jnp.float32)
+
+
+def compile_stage_steps(stage: StageSteps, model: NetworkConfig, mesh: Mesh) -> StageSteps:
+  """`stage` with each of its steps (d_step, with lazy regularisation d_step_plain, g_step) compiled now, ahead of
+  time, for `abstract_inputs`: the programs their first calls would compile, as jax.stages.Compiled executables
+  (which refuse inputs of other shapes, dtypes or shardings instead of recompiling). Traces and compiles only: no
+  device computation, no collectives."""
+  state, images, labels, scalar = abstract_inputs(model, mesh, stage.resolution, stage.global_batch)
+  d_step = stage.d_step.lower(state, images, labels, scalar, scalar).compile()
+  d_step_plain = stage.d_step_plain.lower(state, images, labels, scalar, scalar).compile() \
+      if stage.penalty_interval > 1 else d_step
+  g_step = stage.g_step.lower(state, labels, scalar, scalar).compile()
+  return dataclasses.replace(stage, d_step=d_step, d_step_plain=d_step_plain, g_step=g_step)
+
+
 class StepCache:
-  """Builds each stage's step pair the first time the stage is reached, and keeps it.
+  """Each stage's steps, compiled ahead of time (compile_stage_steps) when the stage is first asked for, or in a
+  background thread started by `prefetch` (while the previous stage trains), and kept.
 
   Each device's minibatch is trained as `accumulation_steps` micro-batches; with `memory_budget` (bytes per
   device) instead as the fewest whose compiled steps fit, chosen per stage (accumulation.choose_steps: one
@@ -271,28 +305,55 @@ class StepCache:
     self.model, self.config, self.mesh = model, config, mesh
     self.accumulation_steps, self.memory_budget = accumulation_steps, memory_budget
     self.stages: dict[int, StageSteps] = {}
+    self.ahead: dict[tuple[int, int], futures.Future] = {}  # (resolution, global batch) -> prefetched steps
 
   def __call__(self, resolution: int, global_batch: int) -> StageSteps:
+    """The stage's compiled steps: kept ones, those `prefetch` compiles (waiting for them; an exception raised
+    there is raised here), or compiled now."""
     steps = self.stages.get(resolution)
     if steps is None or steps.global_batch != global_batch:
-      k = self.accumulation_steps if self.memory_budget is None else accumulation.choose_steps(
-          global_batch // self.mesh.devices.size, lambda k: self.step_bytes(resolution, global_batch, k),
-          self.memory_budget, f'{resolution}x{resolution}')
-      steps = self.stages[resolution] = build_stage_steps(self.model, self.config, resolution, global_batch,
-                                                          self.mesh, k)
+      ahead = self.ahead.pop((resolution, global_batch), None)
+      steps = self.stages[resolution] = ahead.result() if ahead else self._compile(resolution, global_batch)
     return steps
+
+  def prefetch(self, resolution: int, global_batch: int) -> None:
+    """Starts compiling the stage's steps in a daemon thread, unless they are kept or on their way; `__call__`
+    collects them, `close` waits for them."""
+    steps = self.stages.get(resolution)
+    if (resolution, global_batch) in self.ahead or steps is not None and steps.global_batch == global_batch:
+      return
+    future = self.ahead[resolution, global_batch] = futures.Future()
+
+    def run():
+      try:
+        future.set_result(self._compile(resolution, global_batch))
+      except BaseException as e:  # noqa: BLE001 (re-raised by __call__ in the caller's thread)
+        future.set_exception(e)
+
+    threading.Thread(target=run, name=f'compile-{resolution}x{resolution}', daemon=True).start()
+
+  def close(self) -> None:
+    """Waits for the compiles `prefetch` started (dropping their steps and errors): Python exiting while XLA still
+    compiles in a daemon thread aborts the process."""
+    for (resolution, _), ahead in self.ahead.items():
+      if not ahead.done():
+        logger.info('waiting for the %dx%d steps to finish compiling ahead', resolution, resolution)
+      futures.wait([ahead])
+    self.ahead.clear()
+
+  def _compile(self, resolution: int, global_batch: int) -> StageSteps:
+    start = time.perf_counter()
+    k = self.accumulation_steps if self.memory_budget is None else accumulation.choose_steps(
+        global_batch // self.mesh.devices.size, lambda k: self.step_bytes(resolution, global_batch, k),
+        self.memory_budget, f'{resolution}x{resolution}')
+    steps = compile_stage_steps(build_stage_steps(self.model, self.config, resolution, global_batch, self.mesh, k),
+                                self.model, self.mesh)
+    return dataclasses.replace(steps, compile_sec=time.perf_counter() - start)
 
   def step_bytes(self, resolution: int, global_batch: int, accumulation_steps: int) -> int:
     """Peak bytes per device of the stage's D or G step (the larger), compiled for abstract inputs."""
     pair = build_stage_steps(self.model, self.config, resolution, global_batch, self.mesh, accumulation_steps)
-    state = jax.tree_util.tree_map(
-        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated(self.mesh)),
-        jax.eval_shape(lambda: create_train_state(self.model, 0)))
-    batch = NamedSharding(self.mesh, P(AXIS))
-    images = jax.ShapeDtypeStruct((global_batch, resolution, resolution, self.model.num_channels), jnp.uint8,
-                                  sharding=batch)
-    labels = jax.ShapeDtypeStruct((global_batch, self.model.label_size), jnp.float32, sharding=batch)
-    scalar = jax.ShapeDtypeStruct((), jnp.float32)
+    state, images, labels, scalar = abstract_inputs(self.model, self.mesh, resolution, global_batch)
     return max(accumulation.step_bytes(pair.d_step.lower(state, images, labels, scalar, scalar).compile()),
                accumulation.step_bytes(pair.g_step.lower(state, labels, scalar, scalar).compile()))
 

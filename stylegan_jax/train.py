@@ -2,8 +2,11 @@
 
 Per iteration: the schedule (a function of images shown) gives lod, stage resolution, minibatch and learning
 rates; the stage's compiled step pair runs one D step (with R1/GP and the Gs update) and one G step. Adam states
-reset when floor(lod) or ceil(lod) changes. Every tick (tick_kimg) metrics are logged; every
-`image_snapshot_ticks` ticks, and at each stage's end, a PNG grid of Gs samples of fixed latents is written.
+reset when floor(lod) or ceil(lod) changes. A stage's steps are compiled ahead of time, all at once: the current
+stage's when the run starts or resumes, each next stage's (train.compile_ahead, default on) in a background thread
+while the stage before it trains, so that a switch after a stage longer than a compile does not wait. Every tick
+(tick_kimg) metrics are logged; every `image_snapshot_ticks` ticks, and at each stage's end, a PNG grid of Gs
+samples of fixed latents is written.
 
 Metrics (stylegan_jax/metrics, config.metrics) are evaluated on Gs every `interval_kimg`, at each stage's end and
 at the end, and logged like the losses.
@@ -147,6 +150,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, allow_config_chang
   tick_metrics = []  # device metrics of the tick's steps not yet in loop.tick_metrics
   timer = (time.time(), loop.nimg)  # img/s: (start time, images shown then), from the resume in its first tick
   compile_seconds = {}
+  compile_ahead = config.train.get('compile_ahead', True)
 
   def snapshot(name: str, tag: str, sched: schedule.Schedule) -> str:
     """Writes samples/<name>.png and the TensorBoard image `tag` at step nimg; returns the PNG's path."""
@@ -169,6 +173,22 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, allow_config_chang
       logger.info('stage %dx%d from kimg %.1f: minibatch %d', sched.resolution, sched.resolution, sched.kimg,
                   sched.minibatch)
     return it
+
+  def compiled_steps(sched: schedule.Schedule) -> steps.StageSteps:
+    """The stage's compiled steps (waiting for their compile ahead, whose exception is raised here), logged once;
+    starts compiling the next stage's steps ahead. The time the loop spent on them is kept out of img/s."""
+    nonlocal timer
+    start, ahead = time.time(), (sched.resolution, sched.minibatch) in cache.ahead
+    stage = cache(sched.resolution, sched.minibatch)
+    waited = time.time() - start
+    timer = (timer[0] + waited, timer[1])
+    compile_seconds[sched.resolution] = bar.compile_sec[sched.resolution] = stage.compile_sec
+    note = '' if not ahead else f', ahead (the loop waited {waited:.1f} s for them)' if waited >= 0.05 else ', ahead'
+    logger.info('compiled the %dx%d steps in %.1f s%s', sched.resolution, sched.resolution, stage.compile_sec, note)
+    following = schedule.next_stage(loop.nimg, config.schedule, model.resolution, total_nimg)
+    if compile_ahead and following is not None:
+      cache.prefetch(following.resolution, following.minibatch)
+    return stage
 
   def host_tick_metrics() -> list[dict[str, float]]:
     """Moves the device metrics to loop.tick_metrics (floats) and returns those."""
@@ -213,7 +233,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, allow_config_chang
           if iterator is not None:
             iterator.close()
           iterator = open_stage(sched)
-          stage_steps = cache(sched.resolution, sched.minibatch)
+          stage_steps = compiled_steps(sched)
         if list(sched.lod_bounds) != loop.lod_bounds:
           state = reset_optimizers(state)
           loop.lod_bounds, loop.d_steps = list(sched.lod_bounds), 0
@@ -221,16 +241,9 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, allow_config_chang
         images, labels = (steps.shard_batch(x.reshape((x.shape[0] * x.shape[1],) + x.shape[2:]), mesh)
                           for x in (batch['image'], batch['label']))
         lod = jnp.float32(sched.lod)
-        traced, start = sum(stage_steps.traces.values()), time.time()
         state, d_metrics = stage_steps.d_step_for(loop.d_steps)(state, images, labels, lod,
                                                                 jnp.float32(sched.D_lrate))
         state, g_metrics = stage_steps.g_step(state, labels, lod, jnp.float32(sched.G_lrate))
-        if sum(stage_steps.traces.values()) > traced:  # a step compiled (lazy regularisation: two D steps)
-          jax.block_until_ready(state)
-          seconds = compile_seconds.get(sched.resolution, 0.0) + time.time() - start
-          compile_seconds[sched.resolution] = bar.compile_sec[sched.resolution] = seconds
-          timer = (timer[0] + time.time() - start, timer[1])  # keep compilation out of img/s
-          logger.info('compiled the %dx%d steps in %.1f s', sched.resolution, sched.resolution, seconds)
         checkpoints.check()  # a failed background save (disk full) stops the run here
         tick_metrics.append({**d_metrics, **g_metrics})
         loop.nimg += sched.minibatch
@@ -268,6 +281,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, allow_config_chang
     raise error from e
   finally:
     checkpoints.close()  # waits for a save in flight
+    cache.close()  # waits for a compile ahead in flight (the next stage's, when the run stops before it)
     if iterator is not None:
       iterator.close()
     bar.close()

@@ -7,6 +7,7 @@ flags and matmul precision and the module's persistent compilation cache, so the
 reference compiled; most start from a copy of the reference's first checkpoint to skip the network init.
 """
 
+import copy
 import hashlib
 import json
 import os
@@ -412,3 +413,17 @@ def test_export_from_workdir_samples_like_the_checkpoint(reference, tmp_path):
   assert export.load_artifact(tmp_path / 'a').metadata['kimg'] == 0.072
   assert export.load_artifact(tmp_path / 'a').metadata['lod'] == 1.875
   assert sample.main(['export', '--workdir', str(ref_dir), '--checkpoint', '73', '--out', str(tmp_path / 'b')]) == 1
+
+
+def test_keys_added_since_a_run_was_saved_read_as_what_their_absence_meant():
+  """A checkpoint's config from before a key existed resumes under the new config when the new value is the one
+  the old code used; another value is a change like any other."""
+  new = checkpoint.config_dict(smoke.get_config())
+  saved = copy.deepcopy(new)
+  del saved['train']['compute_dtype'], saved['train']['compile_ahead'], saved['loss']['penalty_interval']
+  new['train']['compile_ahead'] = True
+  new['loss']['penalty_interval'] = 1
+  assert checkpoint.check_config(saved, new, allow_changes=False) == []
+  new['loss']['penalty_interval'] = 16
+  with pytest.raises(checkpoint.ConfigChangeError, match=r"loss.penalty_interval \('unset' -> 16\)"):
+    checkpoint.check_config(saved, new, allow_changes=True)

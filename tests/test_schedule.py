@@ -59,6 +59,17 @@ def test_quickstart_grows_8_16_32():
   assert stages == [8, 16, 16, 32, 32]
 
 
+def test_next_stage_is_the_first_step_past_the_switch(ffhq):
+  """The loop's steps add the stage's minibatch: FFHQ's 8x8 (minibatch 256) ends at kimg 600, so 16x16 starts at
+  the step at nimg 600064 (2344 x 256); the last stage has no next one, nor has a run that ends before it."""
+  following = schedule.next_stage(0, ffhq.schedule, 1024, 25_000_000)
+  assert (following.resolution, following.minibatch, following.kimg) == (16, 128, 600.064)
+  assert schedule.next_stage(600_064, ffhq.schedule, 1024, 25_000_000).kimg == 1800.064  # 32x32: 600064 + k x 128
+  assert schedule.next_stage(8_400_000, ffhq.schedule, 1024, 25_000_000) is None
+  assert schedule.next_stage(0, ffhq.schedule, 1024, 600_064) is None  # the run's last step is at 599808
+  assert schedule.next_stage(0, ffhq.schedule, 1024, 600_065).resolution == 16
+
+
 def test_minibatch_floor_raises_small_stages_with_sqrt_learning_rates():
   """The official 8-GPU FFHQ table (8²: 256, 16²: 128, 32²: 64, 64² and up: 32) on 64 devices with at least 4
   images per device: every stage from 16² becomes 256, its learning rates x sqrt(2), x2 or x sqrt(8)."""

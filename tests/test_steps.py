@@ -1,4 +1,7 @@
-"""The per-stage step functions: data-parallel equivalence, one compile per stage, EMA, mixing, skipped steps."""
+"""The per-stage step functions: data-parallel equivalence, one compile per stage (ahead of time, also in the
+background), EMA, mixing, skipped steps."""
+
+import threading
 
 import jax
 import jax.numpy as jnp
@@ -74,22 +77,72 @@ def test_one_and_eight_devices_train_identically():
   assert int(one.nimg) == int(eight.nimg) == 48
 
 
-def test_stage_compiles_once_while_lod_moves():
+def test_stage_compiles_once_while_lod_moves_and_ahead_of_time_as_at_its_first_call():
+  """StepCache compiles a stage's steps ahead of time, once; they train bit-identically to the jitted steps,
+  which compile once at their first call (lod moves and the optimizer resets keep the compiled shapes)."""
   mesh = steps.make_mesh(jax.devices()[:2])
   cache = steps.StepCache(MODEL, run_config(), mesh)
-  pair = cache(16, 8)
-  state = initial_state(MODEL, mesh)
+  compiled, jitted = cache(8, 8), steps.build_stage_steps(MODEL, run_config(), 8, 8, mesh)
+  assert compiled.traces == {'d_step': 1, 'g_step': 1} and compiled.compile_sec > 0
+  assert isinstance(compiled.d_step, jax.stages.Compiled) and compiled.d_step_plain is compiled.d_step
   reset = jax.jit(train_state.reset_optimizers, out_shardings=steps.replicated(mesh), donate_argnums=0)
   labels = steps.shard_batch(np.zeros((8, 0), np.float32), mesh)
-  for i, (batch, lod) in enumerate(zip(batches(MODEL, 5, 8), [1.0, 0.8, 0.5, 0.2, 0.0])):
-    if i in (1, 4):  # the official Adam resets at the fade start and at the stable start
-      state = reset(state)
-    state, _ = pair.d_step(state, steps.shard_batch(batch, mesh), labels, jnp.float32(lod), jnp.float32(0.001))
-    state, _ = pair.g_step(state, labels, jnp.float32(lod), jnp.float32(0.001))
-  assert pair.traces == {'d_step': 1, 'g_step': 1}
-  assert pair.d_step._cache_size() == 1 and pair.g_step._cache_size() == 1
-  assert cache(16, 8) is pair and len(cache.stages) == 1
-  assert cache(8, 8) is not pair and len(cache.stages) == 2
+  rs = np.random.RandomState(0)
+  images = [steps.shard_batch(rs.randint(0, 256, (8, 8, 8, 1)).astype(np.uint8), mesh) for _ in range(5)]
+  finals = []
+  for pair in (compiled, jitted):
+    state = initial_state(MODEL, mesh)
+    for i, (batch, lod) in enumerate(zip(images, [1.0, 0.8, 0.5, 0.2, 0.0])):
+      if i in (1, 4):  # the official Adam resets at the fade start and at the stable start
+        state = reset(state)
+      state, _ = pair.d_step(state, batch, labels, jnp.float32(lod), jnp.float32(0.001))
+      state, _ = pair.g_step(state, labels, jnp.float32(lod), jnp.float32(0.001))
+    finals.append(jax.device_get(state))
+  jax.tree_util.tree_map(np.testing.assert_array_equal, *finals)
+  assert compiled.traces == jitted.traces == {'d_step': 1, 'g_step': 1}
+  assert jitted.d_step._cache_size() == 1 and jitted.g_step._cache_size() == 1
+  assert cache(8, 8) is compiled and len(cache.stages) == 1
+
+
+def test_prefetch_compiles_in_a_daemon_thread_and_raises_its_error_to_the_caller(monkeypatch):
+  """A failed background compile is not lost: the stage's caller gets the very exception; no thread is left."""
+  error = RuntimeError('out of compiler memory')
+  threads = []
+
+  def failing(*args, **kwargs):
+    threads.append(threading.current_thread())
+    raise error
+
+  monkeypatch.setattr(steps, 'build_stage_steps', failing)
+  cache = steps.StepCache(MODEL, run_config(), steps.make_mesh(jax.devices()[:2]))
+  cache.prefetch(16, 8)
+  cache.prefetch(16, 8)  # already on its way: no second thread
+  with pytest.raises(RuntimeError) as raised:
+    cache(16, 8)
+  assert raised.value is error and cache.ahead == {} and cache.stages == {}
+  assert len(threads) == 1 and threads[0].daemon and threads[0] is not threading.main_thread()
+  threads[0].join(timeout=10)
+  assert not threads[0].is_alive()
+
+
+def test_close_waits_for_a_compile_in_flight(monkeypatch, caplog):
+  """Python exiting while XLA compiles in a daemon thread aborts the process, so `close` (train's finally) waits
+  for an unfinished compile ahead and drops its outcome."""
+  release, finished = threading.Event(), []
+
+  def slow(*args):
+    release.wait()
+    finished.append(True)
+    raise RuntimeError('dropped by close')
+
+  monkeypatch.setattr(steps, 'build_stage_steps', slow)
+  cache = steps.StepCache(MODEL, run_config(), steps.make_mesh(jax.devices()[:2]))
+  cache.prefetch(16, 8)
+  threading.Timer(0.5, release.set).start()
+  with caplog.at_level('INFO', logger='stylegan_jax.steps'):
+    cache.close()
+  assert finished == [True] and cache.ahead == {}
+  assert 'waiting for the 16x16 steps to finish compiling ahead' in caplog.text
 
 
 def test_gs_moving_average_and_copied_buffers():

@@ -1,6 +1,9 @@
-"""End to end: the smoke config grows 8x8 -> 16x16 -> 32x32 on Fashion-MNIST, logging and writing grids."""
+"""End to end: the smoke config grows 8x8 -> 16x16 -> 32x32 on Fashion-MNIST, logging and writing grids; the next
+stage compiles ahead, in the background."""
 
 import json
+import threading
+import time
 
 import jax
 import numpy as np
@@ -8,7 +11,7 @@ import pytest
 from PIL import Image
 
 from stylegan_jax.configs import smoke
-from stylegan_jax import train
+from stylegan_jax import steps, train
 
 
 @pytest.fixture(scope='module')
@@ -35,3 +38,76 @@ def test_smoke_run_grows_through_every_stage(config, tmp_path):
     assert grid.mode == 'L'
     assert grid.size[0] >= 4 * 32 and grid.size[1] >= 2 * 32  # 4x2 full-resolution cells
   assert list((tmp_path / 'tb').glob('events.out.tfevents.*'))
+
+
+def records_without_times(workdir):
+  records = [json.loads(line) for line in (workdir / 'metrics.jsonl').read_text().splitlines()]
+  return [{k: v for k, v in r.items() if k not in ('time', 'img_per_sec', 'sec_per_kimg', 'compile_sec')}
+          for r in records]
+
+
+def lazy_run(config, workdir, compile_ahead: bool, monkeypatch, caplog):
+  """8x8, then one 16x16 step, with lazy R1: (final state, records, the 'compiled' log lines, [(resolution,
+  building thread, time built, StageSteps)] of the stages built, time the 16x16 stage started)."""
+  config = config.copy_and_resolve_references()
+  config.train.update(total_kimg=0.08, compile_ahead=compile_ahead)  # 16x16 starts at kimg 0.072
+  config.loss.penalty_interval = 2
+  build, built = steps.build_stage_steps, []
+
+  def recording(model, run_config, resolution, *args):
+    built.append((resolution, threading.current_thread(), time.time(), build(model, run_config, resolution, *args)))
+    return built[-1][3]
+
+  monkeypatch.setattr(steps, 'build_stage_steps', recording)
+  caplog.clear()
+  with caplog.at_level('INFO', logger='stylegan_jax.train'):
+    state = train.train(config, str(workdir))
+  compiled = [r.getMessage() for r in caplog.records if r.getMessage().startswith('compiled the')]
+  switch = next(r.created for r in caplog.records if r.getMessage().startswith('stage 16x16'))
+  return jax.device_get(state), records_without_times(workdir), compiled, built, switch
+
+
+@pytest.mark.parametrize('compile_ahead', [True, pytest.param(False, marks=pytest.mark.slow)])
+def test_a_stage_compiles_once_and_the_next_one_ahead(config, tmp_path, monkeypatch, caplog, compile_ahead):
+  """With compile-ahead the 16x16 steps are built in a background thread while 8x8 trains (without it when
+  16x16 starts); either way each stage traces each of its three steps once and logs one 'compiled' line."""
+  _, records, compiled, built, switch = lazy_run(config, tmp_path, compile_ahead, monkeypatch, caplog)
+  assert [m.split(' steps')[0] for m in compiled] == ['compiled the 8x8', 'compiled the 16x16'], compiled
+  assert [r for r, *_ in built] == [8, 16] and [r['resolution'] for r in records] == [8, 8, 16]
+  for *_, stage in built:
+    assert stage.traces == {'d_step': 1, 'd_step_plain': 1, 'g_step': 1}
+  thread, started = built[1][1], built[1][2]
+  if compile_ahead:
+    assert thread is not threading.main_thread() and started < switch and ', ahead' in compiled[1]
+  else:
+    assert thread is threading.main_thread() and started > switch and 'ahead' not in compiled[1]
+
+
+@pytest.mark.slow
+def test_compile_ahead_trains_bit_identically(config, tmp_path, monkeypatch, caplog):
+  """The same run with and without train.compile_ahead (the same programs): the same state and records, bit for
+  bit."""
+  state_a, records_a, *_ = lazy_run(config, tmp_path / 'ahead', True, monkeypatch, caplog)
+  state_b, records_b, *_ = lazy_run(config, tmp_path / 'plain', False, monkeypatch, caplog)
+  jax.tree_util.tree_map(np.testing.assert_array_equal, state_a, state_b)
+  assert records_a == records_b
+
+
+def test_a_failed_compile_ahead_is_raised_at_the_stage_switch(config, tmp_path, monkeypatch):
+  """The 16x16 compile fails in the background at once; 8x8 trains to its end, then the run raises that error."""
+  error = MemoryError('the 16x16 steps do not fit')
+  compile_stage = steps.compile_stage_steps
+
+  def failing(stage, *args):
+    if stage.resolution == 16:
+      raise error
+    return compile_stage(stage, *args)
+
+  monkeypatch.setattr(steps, 'compile_stage_steps', failing)
+  config = config.copy_and_resolve_references()
+  config.train.update(total_kimg=0.08, compile_ahead=True)
+  with pytest.raises(MemoryError) as raised:
+    train.train(config, str(tmp_path))
+  assert raised.value is error
+  records = records_without_times(tmp_path)
+  assert [r['resolution'] for r in records] == [8, 8] and records[-1]['kimg'] == pytest.approx(0.072)

@@ -14,6 +14,7 @@ def get_config():
   config.schedule.update(lod_training_kimg=0.064, lod_transition_kimg=0.064, minibatch_base=8, tick_kimg_base=0.064)
   config.loss.update(penalty_interval=1)  # one D step per stage to compile (tests/test_steps.py covers lazy R1)
   config.train.update(total_kimg=0.32, grid_size=(4, 2), checkpoint_kimg=0.032, checkpoints_to_keep=2)
+  config.train.compile_ahead = False  # its stages last seconds: a compile ahead only competes with the steps
   # No metrics by default (the checkpoint tests time their runs); tiny ones when a test lists names.
   config.metrics.update(names=(), num_images=64, classifier_steps=20)
   return config
