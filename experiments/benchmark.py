@@ -4,6 +4,7 @@
   python experiments/benchmark.py --train quickstart:32@16,32@32 official:16@32 --sample official:256@16
   python experiments/benchmark.py --train official:1024@32 --sample official:1024@32     # on a GPU
   python experiments/benchmark.py --train --sample --count official:256@8,1024@4 --assume-tflops 100  # FLOPs only
+  python experiments/benchmark.py --train --sample --count official:1024@4 --memory   # + compiled memory
 
 A row spec is CONFIG:RES[@MINIBATCH],... with CONFIG `quickstart` (configs/default.py), `official`
 (configs/ffhq1024.py with its 1-GPU minibatches: the 1024² networks trained at stage RES) or a config file; MINIBATCH defaults to the
@@ -11,13 +12,14 @@ schedule's at that stage. Everything runs on one device (numbers are per device)
 matmul precision, with synthetic inputs (the input pipeline has its own benchmark).
 
 Protocol: the device's peak is measured first in the same run (a large 3x3 convolution and a large matmul);
-each training row compiles the stage's steps ahead of time (compile s: all D and G steps of the stage), runs one
-warm-up cycle, then times whole step pairs (D step with R1 and the Gs update, then G step with style mixing) for
-at least `--seconds` and 3 lazy-R1 cycles (a cycle is one pair when R1 runs every step); img/s = images / timed
-seconds. FLOP per image come from XLA's cost analysis of the compiled steps (averaged over a lazy-R1 cycle), so
-GFLOP/s = img/s x GFLOP/img is what the device achieved, and "of peak" relates it to the measured conv and
-matmul peaks. Memory is XLA's estimate for the larger compiled step (arguments + outputs - donated +
-temporaries). Sampling rows time seeds -> uint8 images end to end (mapping + synthesis with random noise).
+each training row compiles the stage's steps as training does (compile s: all D and G steps, with the
+platform's steps.COMPILER_OPTIONS), runs one warm-up cycle, then times whole step pairs (D step with R1 and the Gs update,
+then G step with style mixing) for at least `--seconds` and 3 lazy-R1 cycles (a cycle is one pair when R1 runs
+every step); img/s = images / timed seconds. FLOP per image come from XLA's cost analysis of the compiled steps
+(averaged over a lazy-R1 cycle), so GFLOP/s = img/s x GFLOP/img is what the device achieved, and "of peak"
+relates it to the measured conv and matmul peaks. Memory is XLA's estimate for the larger compiled step
+(arguments + outputs - donated + temporaries). Sampling rows time seeds -> uint8 images end to end (mapping +
+synthesis with random noise).
 """
 
 import argparse
@@ -110,11 +112,17 @@ def stage_steps(config, resolution: int, minibatch: int):
   return model, mesh, sched, batch, steps.build_stage_steps(model, config, resolution, batch, mesh)
 
 
-def count_train(config, resolution: int, minibatch: int, seconds: float) -> dict:
-  """FLOP per image of a stage's step pair from the lowered (not compiled, not run) steps: any size, any device.
-  Unoptimised HLO: fusion does not change the count, which matches the compiled one within a few percent."""
-  del seconds
+def count_train(config, resolution: int, minibatch: int, memory: bool) -> dict:
+  """FLOP per image of a stage's step pair from the lowered (not run) steps: any size, any device. Unoptimised
+  HLO: fusion does not change the count, which matches the compiled one within a few percent. With `memory`, the
+  steps are also compiled for XLA's memory estimate (and the compile seconds)."""
   model, mesh, _, batch, pair = stage_steps(config, resolution, minibatch)
+  result = {}
+  if memory:
+    start = time.perf_counter()
+    compiled = steps.compile_stage_steps(pair, model, mesh)
+    result = dict(compile_s=time.perf_counter() - start, memory_mib=max(
+        accumulation.step_bytes(c) for c in (compiled.d_step, compiled.d_step_plain, compiled.g_step)) / 2 ** 20)
   state = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=steps.replicated(mesh)),
                                  jax.eval_shape(lambda: train_state.create_train_state(model, 0)))
   batch_sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(steps.AXIS))
@@ -126,7 +134,7 @@ def count_train(config, resolution: int, minibatch: int, seconds: float) -> dict
   if pair.penalty_interval > 1:
     d_flops += [flops(pair.d_step_plain.lower(state, images, labels, scalar, scalar))] * (pair.penalty_interval - 1)
   pair_flops = sum(d_flops) / len(d_flops) + flops(pair.g_step.lower(state, labels, scalar, scalar))
-  return dict(gflop_per_img=pair_flops / batch / 1e9, penalty_interval=pair.penalty_interval, batch=batch)
+  return dict(gflop_per_img=pair_flops / batch / 1e9, penalty_interval=pair.penalty_interval, batch=batch, **result)
 
 
 def bench_train(config, resolution: int, minibatch: int, seconds: float) -> dict:
@@ -139,21 +147,18 @@ def bench_train(config, resolution: int, minibatch: int, seconds: float) -> dict
   lod, lr = jnp.float32(sched.lod), jnp.float32(sched.D_lrate)
 
   start = time.perf_counter()
-  d_steps = {'d_step': pair.d_step.lower(state, images, labels, lod, lr).compile()}
-  if pair.penalty_interval > 1:
-    d_steps['d_step_plain'] = pair.d_step_plain.lower(state, images, labels, lod, lr).compile()
-  g_step = pair.g_step.lower(state, labels, lod, lr).compile()
+  pair = steps.compile_stage_steps(pair, model, mesh)  # as training compiles a stage
   compile_s = time.perf_counter() - start
 
-  cycle = [d_steps['d_step']] + [d_steps.get('d_step_plain')] * (pair.penalty_interval - 1)
-  pair_flops = (sum(flops(d) for d in cycle) / len(cycle) + flops(g_step))
-  memory = max(accumulation.step_bytes(c) for c in [*d_steps.values(), g_step])
+  cycle = [pair.d_step] + [pair.d_step_plain] * (pair.penalty_interval - 1)
+  pair_flops = (sum(flops(d) for d in cycle) / len(cycle) + flops(pair.g_step))
+  memory = max(accumulation.step_bytes(c) for c in (pair.d_step, pair.d_step_plain, pair.g_step))
 
   def run_cycle():
     nonlocal state
     for d_step in cycle:
       state, _ = d_step(state, images, labels, lod, lr)
-      state, _ = g_step(state, labels, lod, lr)
+      state, _ = pair.g_step(state, labels, lod, lr)
     jax.block_until_ready(state)
 
   run_cycle()  # warm-up
@@ -211,6 +216,8 @@ def main():
                       help='training rows to count FLOP/img for without running them (e.g. official:1024@4)')
   parser.add_argument('--assume-tflops', type=float, default=0.0,
                       help='with --count: also estimate img/s for a device of this many achieved TFLOP/s')
+  parser.add_argument('--memory', action='store_true',
+                      help='with --count: also compile the steps for their memory (minutes for large stages on a CPU)')
   parser.add_argument('--preset', choices=sorted(PRESETS), help='default: cpu on a CPU, else accelerator')
   parser.add_argument('--seconds', type=float, default=10.0, help='minimum timed seconds per row')
   args = parser.parse_args()
@@ -236,14 +243,17 @@ def main():
             f'{gflops / peak["conv"]:.0%} / {gflops / peak["matmul"]:.0%} | '
             f'{r["memory_mib"]:.0f} |', flush=True)
   if args.count:
-    estimate = f' | img/s at {args.assume_tflops:g} TFLOP/s' if args.assume_tflops else ''
-    print(f'\n| count | config | res | minibatch | GFLOP/img (lowered){estimate} |')
-    print('|---|---|---|---|---|' + ('---|' if estimate else ''))
+    extra = (f' | img/s at {args.assume_tflops:g} TFLOP/s' if args.assume_tflops else '') + (
+        ' | compile s | MiB (XLA)' if args.memory else '')
+    print(f'\n| count | config | res | minibatch | GFLOP/img (lowered){extra} |')
+    print('|---|---|---|---|---|' + '---|' * extra.count('|'))
     for name, resolution, batch in parse_rows(args.count):
-      r = count_train(load_config(name), resolution, batch, args.seconds)
+      r = count_train(load_config(name), resolution, batch, args.memory)
       label = 'train' + (f' (R1 every {r["penalty_interval"]})' if r['penalty_interval'] > 1 else '')
-      img_per_s = f' | {args.assume_tflops * 1e3 / r["gflop_per_img"]:.3g}' if args.assume_tflops else ''
-      print(f'| {label} | {name} | {resolution}² | {r["batch"]} | {r["gflop_per_img"]:.4g}{img_per_s} |', flush=True)
+      cells = ([f'{args.assume_tflops * 1e3 / r["gflop_per_img"]:.3g}'] if args.assume_tflops else []) + (
+          [f'{r["compile_s"]:.1f}', f'{r["memory_mib"]:.0f}'] if args.memory else [])
+      print(f'| {label} | {name} | {resolution}² | {r["batch"]} | {r["gflop_per_img"]:.4g} |'
+            + ''.join(f' {c} |' for c in cells), flush=True)
 
 if __name__ == '__main__':
   main()

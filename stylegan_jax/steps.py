@@ -127,10 +127,23 @@ class StageSteps:
     return self.d_step
 
 
+# XLA options per platform for the training steps. On a CPU, LLVM's optimisation level 1 instead of XLA's default 2:
+# a quickstart stage compiles in 26 s instead of 33 at 32x32 (20 instead of 23.5 at 16x16) at the same step speed
+# (the convolutions run in YNNPACK kernels, not in LLVM-generated code), measured side by side on 2 cores with
+# experiments/benchmark.py (README "Benchmarks").
+COMPILER_OPTIONS = {'cpu': {'xla_backend_optimization_level': 1}}
+
+
+def compiler_options(mesh: Mesh) -> dict:
+  """The XLA compiler options of `mesh`'s platform (COMPILER_OPTIONS)."""
+  return COMPILER_OPTIONS.get(mesh.devices.flat[0].platform, {})
+
+
 def build_stage_steps(model: NetworkConfig, config, resolution: int, global_batch: int, mesh: Mesh,
                       accumulation_steps: int = 1) -> StageSteps:
   """The D and G steps for one stage. `config` is the run config (uses .loss and .train); each device's
-  minibatch is trained as `accumulation_steps` micro-batches (accumulation.py)."""
+  minibatch is trained as `accumulation_steps` micro-batches (accumulation.py). Jitted with the platform's
+  `compiler_options`."""
   train, loss_config = config.train, config.loss
   dtype = compute_dtype(train)
   G, D = networks.Generator(model, dtype), networks.Discriminator(model, dtype)
@@ -252,16 +265,17 @@ def build_stage_steps(model: NetworkConfig, config, resolution: int, global_batc
   # check_vma=False gives pmap semantics: gradients of the replicated params stay per device until the
   # explicit pmean (with vma checking, shard_map would psum them implicitly).
   batch = P(AXIS)
+  options = compiler_options(mesh)
 
   def compile_d_step(penalty_weight: float, name: str):
     body = functools.partial(d_body, penalty_weight=penalty_weight, name=name)
     return jax.jit(jax.shard_map(body, mesh=mesh, in_specs=(P(), batch, batch, P(), P()), out_specs=(P(), P()),
-                                 check_vma=False), donate_argnums=0)
+                                 check_vma=False), donate_argnums=0, compiler_options=options)
 
   d_step = compile_d_step(float(penalty_interval), 'd_step')
   d_step_plain = compile_d_step(0.0, 'd_step_plain') if penalty_interval > 1 else d_step
   g_step = jax.jit(jax.shard_map(g_body, mesh=mesh, in_specs=(P(), batch, P(), P()), out_specs=(P(), P()),
-                                 check_vma=False), donate_argnums=0)
+                                 check_vma=False), donate_argnums=0, compiler_options=options)
   return StageSteps(resolution, global_batch, d_step, g_step, traces, penalty_interval, d_step_plain,
                     accumulation_steps)
 

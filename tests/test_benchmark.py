@@ -27,15 +27,19 @@ def test_row_specs():
 
 
 def test_table_on_the_smoke_config():
-  """One training and one sampling row: every column filled, FLOP/s = img/s x GFLOP/img, the peak measured."""
-  out = subprocess.run([sys.executable, SCRIPT, '--train', 'smoke:8', '--sample', 'smoke:8@4', '--seconds', '0.2'],
-                       capture_output=True, text=True, check=True, cwd=ROOT).stdout
+  """One training and one sampling row: every column filled, FLOP/s = img/s x GFLOP/img, the peak measured; the
+  count of the same stage, lowered, agrees with the compiled steps' FLOP within 10%."""
+  out = subprocess.run([sys.executable, SCRIPT, '--train', 'smoke:8', '--sample', 'smoke:8@4', '--count', 'smoke:8',
+                        '--memory', '--seconds', '0.2'], capture_output=True, text=True, check=True, cwd=ROOT).stdout
   assert 'measured peak: conv' in out
-  rows = [line.split('|')[1:-1] for line in out.splitlines() if line.startswith('| train') or
-          line.startswith('| sample')]
+  measured, counted = out.split('| count |')
+  rows = [line.split('|')[1:-1] for line in measured.splitlines() if line.startswith(('| train', '| sample'))]
   assert [r[0].strip() for r in rows] == ['train', 'sample']
   for row in rows:
     img_per_s, gflop_per_img, gflop_per_s = (float(row[i]) for i in (5, 6, 7))
     assert img_per_s > 0 and gflop_per_img > 0
     assert gflop_per_s == pytest.approx(img_per_s * gflop_per_img, rel=0.01, abs=1)
-  assert rows[1][3].strip() == "4" and "%" in rows[0][8]
+  assert rows[1][3].strip() == '4' and '%' in rows[0][8]
+  (count,) = [line.split('|')[1:-1] for line in counted.splitlines() if line.startswith('| train')]
+  assert float(count[4]) == pytest.approx(float(rows[0][6]), rel=0.1)
+  assert float(count[6]) == pytest.approx(float(rows[0][9]), rel=0.01, abs=1)  # the same compiled steps' memory
