@@ -91,6 +91,7 @@ def test_choose_steps_takes_the_fewest_that_fit(caplog):
     accumulation.choose_steps(8, measure, 2 ** 30, '64x64')
 
 
+@pytest.mark.slow  # about 24 s of compiles; choose_steps' choice is tested with a measure above
 def test_compiled_step_memory_falls_with_micro_batches():
   """The budget's measure: the compiled steps' bytes per device, smaller with 4 micro-batches than with 1 (the
   activations of one micro-batch live at a time), and StepCache picks by it."""

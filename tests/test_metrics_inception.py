@@ -268,6 +268,7 @@ def test_features_equal_pytorch_fid(weights_file, net):
   np.testing.assert_allclose(np.asarray(net(GRAY)), ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
 
 
+@pytest.mark.slow  # about 28 s; the FID/KID/PR definitions are tested on their own above
 def test_fid_kid_and_pr_through_the_registry(net, fashion_mnist_data_dir, tmp_path):
   """The inception metrics end to end: Gs fakes and the dataset's reals through the loaded Inception (random
   weights: the checksum check is the loader's, tested above), the reals' statistics cached and reused."""

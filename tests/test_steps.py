@@ -234,7 +234,7 @@ def test_gs_rampup_in_the_d_step():
     np.testing.assert_allclose(out, g + (s - g) * 0.5, rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize('loss_type', ['logistic_r1', 'wgan_gp'])
+@pytest.mark.parametrize('loss_type', ['logistic_r1', pytest.param('wgan_gp', marks=pytest.mark.slow)])  # CI budget
 def test_lazy_penalty_every_kth_step_k_times_as_strong(loss_type):
   """penalty_interval=3: D steps 0 and 3 after an optimizer reset use the penalty x3, steps 1 and 2 none; the run
   equals one whose penalty weight is switched by hand (x3, x0, x0, x3), and differs from the plain run."""
