@@ -12,8 +12,8 @@ schedule's at that stage. Everything runs on one device (numbers are per device)
 matmul precision, with synthetic inputs (the input pipeline has its own benchmark).
 
 Protocol: the device's peak is measured first in the same run (a large 3x3 convolution and a large matmul);
-each training row compiles the stage's steps as training does (compile s: all D and G steps, with the
-platform's steps.COMPILER_OPTIONS), runs one warm-up cycle, then times whole step pairs (D step with R1 and the Gs update,
+each training row compiles the stage's steps as training does (compile s: all D and G steps, with the platform's
+steps.COMPILER_OPTIONS), runs one warm-up cycle, then times whole step pairs (D step with R1 and the Gs update,
 then G step with style mixing) for at least `--seconds` and 3 lazy-R1 cycles (a cycle is one pair when R1 runs
 every step); img/s = images / timed seconds. FLOP per image come from XLA's cost analysis of the compiled steps
 (averaged over a lazy-R1 cycle), so GFLOP/s = img/s x GFLOP/img is what the device achieved, and "of peak"
@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from stylegan_jax import accumulation, configs, networks, sampling, schedule, steps, train_state  # noqa: E402
+from stylegan_jax import accumulation, configs, errors, networks, sampling, schedule, steps, train_state  # noqa: E402
 from stylegan_jax.network_config import NetworkConfig  # noqa: E402
 
 CONFIGS = {'quickstart': 'default', 'official': 'ffhq1024:1'}  # official: the 1-GPU minibatch table
@@ -56,6 +56,8 @@ def parse_rows(specs: list[str]) -> list[tuple[str, int, int]]:
       raise SystemExit(f'benchmark: a row spec is CONFIG:RES[@MINIBATCH],..., got {spec!r}')
     for entry in entries.split(','):
       res, _, batch = entry.partition('@')
+      if not (res.isdigit() and (batch or '0').isdigit()):
+        raise SystemExit(f'benchmark: a row spec is CONFIG:RES[@MINIBATCH],..., got {spec!r}')
       rows.append((name, int(res), int(batch or 0)))
   return rows
 
@@ -112,6 +114,18 @@ def stage_steps(config, resolution: int, minibatch: int):
   return model, mesh, sched, batch, steps.build_stage_steps(model, config, resolution, batch, mesh)
 
 
+def pair_flops(d_step, d_step_plain, g_step, penalty_interval: int) -> float:
+  """FLOP of one D + G step pair averaged over a lazy-R1 cycle (R1 in one of every `penalty_interval` D steps),
+  from lowered or compiled steps."""
+  d_flops = flops(d_step) + (penalty_interval - 1) * flops(d_step_plain) if penalty_interval > 1 else flops(d_step)
+  return d_flops / penalty_interval + flops(g_step)
+
+
+def memory_mib(stage: steps.StageSteps) -> float:
+  """XLA's memory estimate of the larger of a compiled stage's steps."""
+  return max(accumulation.step_bytes(c) for c in (stage.d_step, stage.d_step_plain, stage.g_step)) / 2 ** 20
+
+
 def count_train(config, resolution: int, minibatch: int, memory: bool) -> dict:
   """FLOP per image of a stage's step pair from the lowered (not run) steps: any size, any device. Unoptimised
   HLO: fusion does not change the count, which matches the compiled one within a few percent. With `memory`, the
@@ -121,20 +135,13 @@ def count_train(config, resolution: int, minibatch: int, memory: bool) -> dict:
   if memory:
     start = time.perf_counter()
     compiled = steps.compile_stage_steps(pair, model, mesh)
-    result = dict(compile_s=time.perf_counter() - start, memory_mib=max(
-        accumulation.step_bytes(c) for c in (compiled.d_step, compiled.d_step_plain, compiled.g_step)) / 2 ** 20)
-  state = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=steps.replicated(mesh)),
-                                 jax.eval_shape(lambda: train_state.create_train_state(model, 0)))
-  batch_sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(steps.AXIS))
-  images = jax.ShapeDtypeStruct((batch, resolution, resolution, model.num_channels), jnp.uint8,
-                                sharding=batch_sharding)
-  labels = jax.ShapeDtypeStruct((batch, model.label_size), jnp.float32, sharding=batch_sharding)
-  scalar = jax.ShapeDtypeStruct((), jnp.float32)
-  d_flops = [flops(pair.d_step.lower(state, images, labels, scalar, scalar))]
-  if pair.penalty_interval > 1:
-    d_flops += [flops(pair.d_step_plain.lower(state, images, labels, scalar, scalar))] * (pair.penalty_interval - 1)
-  pair_flops = sum(d_flops) / len(d_flops) + flops(pair.g_step.lower(state, labels, scalar, scalar))
-  return dict(gflop_per_img=pair_flops / batch / 1e9, penalty_interval=pair.penalty_interval, batch=batch, **result)
+    result = dict(compile_s=time.perf_counter() - start, memory_mib=memory_mib(compiled))
+  state, images, labels, scalar = steps.abstract_inputs(model, mesh, resolution, batch)
+  d_step = pair.d_step.lower(state, images, labels, scalar, scalar)
+  d_step_plain = pair.d_step_plain.lower(state, images, labels, scalar, scalar) if pair.penalty_interval > 1 \
+      else d_step
+  total = pair_flops(d_step, d_step_plain, pair.g_step.lower(state, labels, scalar, scalar), pair.penalty_interval)
+  return dict(gflop_per_img=total / batch / 1e9, penalty_interval=pair.penalty_interval, batch=batch, **result)
 
 
 def bench_train(config, resolution: int, minibatch: int, seconds: float) -> dict:
@@ -151,8 +158,7 @@ def bench_train(config, resolution: int, minibatch: int, seconds: float) -> dict
   compile_s = time.perf_counter() - start
 
   cycle = [pair.d_step] + [pair.d_step_plain] * (pair.penalty_interval - 1)
-  pair_flops = (sum(flops(d) for d in cycle) / len(cycle) + flops(pair.g_step))
-  memory = max(accumulation.step_bytes(c) for c in (pair.d_step, pair.d_step_plain, pair.g_step))
+  total_flops = pair_flops(pair.d_step, pair.d_step_plain, pair.g_step, pair.penalty_interval)
 
   def run_cycle():
     nonlocal state
@@ -164,8 +170,8 @@ def bench_train(config, resolution: int, minibatch: int, seconds: float) -> dict
   run_cycle()  # warm-up
   times = timed(run_cycle, seconds, 3)
   img_per_s = batch * len(cycle) * len(times) / sum(times)
-  return dict(compile_s=compile_s, img_per_s=img_per_s, gflop_per_img=pair_flops / batch / 1e9,
-              memory_mib=memory / 2 ** 20, penalty_interval=pair.penalty_interval, batch=batch)
+  return dict(compile_s=compile_s, img_per_s=img_per_s, gflop_per_img=total_flops / batch / 1e9,
+              memory_mib=memory_mib(pair), penalty_interval=pair.penalty_interval, batch=batch)
 
 
 def random_generator(model: NetworkConfig, seed: int = 0) -> dict:
@@ -224,6 +230,11 @@ def main():
   preset = PRESETS[args.preset or ('cpu' if jax.default_backend() == 'cpu' else 'accelerator')]
   train_rows = parse_rows(preset['train'] if args.train is None else args.train)
   sample_rows = parse_rows(preset['sample'] if args.sample is None else args.sample)
+  count_rows = parse_rows(args.count)
+  try:  # every row's config, before the minutes of measuring
+    loaded = {name: load_config(name) for name, _, _ in train_rows + sample_rows + count_rows}
+  except errors.UserError as e:
+    parser.error(str(e))
   device = jax.devices()[0]
   print(f'{device.platform} ({device.device_kind}), jax {jax.__version__}, commit {commit()}, '
         f'{datetime.date.today().isoformat()}; XLA_FLAGS={os.environ.get("XLA_FLAGS", "")!r}', flush=True)
@@ -235,20 +246,20 @@ def main():
     print('|---|---|---|---|---|---|---|---|---|---|')
   for kind, rows, fn in (('train', train_rows, bench_train), ('sample', sample_rows, bench_sample)):
     for name, resolution, batch in rows:
-      r = fn(load_config(name), resolution, batch, args.seconds)
+      r = fn(loaded[name], resolution, batch, args.seconds)
       gflops = r['img_per_s'] * r['gflop_per_img']
       label = kind + (f' (R1 every {r["penalty_interval"]})' if r.get('penalty_interval', 1) > 1 else '')
       print(f'| {label} | {name} | {resolution}² | {r["batch"]} | {r["compile_s"]:.1f} | '
             f'{r["img_per_s"]:.3g} | {r["gflop_per_img"]:.3g} | {gflops:.0f} | '
             f'{gflops / peak["conv"]:.0%} / {gflops / peak["matmul"]:.0%} | '
             f'{r["memory_mib"]:.0f} |', flush=True)
-  if args.count:
+  if count_rows:
     extra = (f' | img/s at {args.assume_tflops:g} TFLOP/s' if args.assume_tflops else '') + (
         ' | compile s | MiB (XLA)' if args.memory else '')
     print(f'\n| count | config | res | minibatch | GFLOP/img (lowered){extra} |')
     print('|---|---|---|---|---|' + '---|' * extra.count('|'))
-    for name, resolution, batch in parse_rows(args.count):
-      r = count_train(load_config(name), resolution, batch, args.memory)
+    for name, resolution, batch in count_rows:
+      r = count_train(loaded[name], resolution, batch, args.memory)
       label = 'train' + (f' (R1 every {r["penalty_interval"]})' if r['penalty_interval'] > 1 else '')
       cells = ([f'{args.assume_tflops * 1e3 / r["gflop_per_img"]:.3g}'] if args.assume_tflops else []) + (
           [f'{r["compile_s"]:.1f}', f'{r["memory_mib"]:.0f}'] if args.memory else [])

@@ -24,6 +24,15 @@ def test_row_specs():
                                                                      ('smoke', 8, 0)]
   with pytest.raises(SystemExit, match='CONFIG:RES'):
     benchmark.parse_rows(['official'])
+  with pytest.raises(SystemExit, match="got 'smoke:8@x'"):
+    benchmark.parse_rows(['smoke:8@x'])
+
+
+def test_an_unknown_config_is_one_line_before_any_measuring():
+  run = subprocess.run([sys.executable, SCRIPT, '--train', 'nosuch:8', '--sample'], capture_output=True, text=True,
+                       cwd=ROOT)
+  assert run.returncode == 2 and 'Traceback' not in run.stderr and 'peak' not in run.stdout
+  assert run.stderr.splitlines()[-1].startswith('benchmark.py: error: --config nosuch: neither a shipped config')
 
 
 def test_table_on_the_smoke_config():
