@@ -170,6 +170,23 @@ def test_resume_continues_exactly_across_stages(reference, data_dir, tmp_path):
   assert restored.meta['reason'] == 'end' and restored.meta['config'] == ref_restored.meta['config']
 
 
+def test_the_reference_run_grows_logs_and_writes_grids(reference):
+  """8x8 (lod 2) fades into 16x16 and ends there at lod 1, with finite losses, no skipped step, a full-resolution grid
+  at the 8x8 stage's end and TensorBoard events (the slow test_train.py test goes on to 32x32)."""
+  ref_dir, _, _ = reference
+  records = metrics(ref_dir)
+  assert [r['resolution'] for r in records] == sorted(r['resolution'] for r in records)
+  assert {r['resolution'] for r in records} == {8, 16}
+  lods = [r['lod'] for r in records]
+  assert lods == sorted(lods, reverse=True) and lods[0] == 2.0 and lods[-1] == 1.0
+  for r in records:
+    assert np.isfinite([r['loss_D'], r['loss_G'], r['r1_penalty']]).all()
+    assert r['skipped_D_total'] == r['skipped_G_total'] == 0
+  grid = Image.open(ref_dir / 'samples' / 'stage0008-end.png')
+  assert grid.mode == 'L' and grid.size[0] >= 4 * 32 and grid.size[1] >= 2 * 32  # 4x2 full-resolution cells
+  assert list((ref_dir / 'tb').glob('events.out.tfevents.*'))
+
+
 def test_checkpoint_steps_and_retention(reference, data_dir, tmp_path):
   """A checkpoint every 32 images, at the stage end (72) and at the end; then the newest 2 and the stage ends."""
   ref_dir, _, _ = reference

@@ -21,6 +21,7 @@ def config(fashion_mnist_data_dir):
   return config
 
 
+@pytest.mark.slow  # 50-80 s; tests/test_checkpoint.py's reference run checks the same for 8x8 -> 16x16
 def test_smoke_run_grows_through_every_stage(config, tmp_path):
   state = train.train(config, str(tmp_path))
   records = [json.loads(line) for line in (tmp_path / 'metrics.jsonl').read_text().splitlines()]
