@@ -183,7 +183,7 @@ def test_metrics_command_evaluates_g_or_gs(config, net, tmp_path, capsys):
 def test_training_logs_fd_domain_at_each_stage_end(config, net, tmp_path, capsys):
   c = config.copy_and_resolve_references()
   c.train.total_kimg = 0.128  # the 8x8 stage (ends at 0.064) and the 16x16 fade-in
-  c.metrics.names = ('fd_domain', 'coverage')
+  c.metrics.update(names=('fd_domain', 'coverage'), at_stage_end=True)
   train.train(c, str(tmp_path))
   records = [json.loads(line) for line in (tmp_path / 'metrics.jsonl').read_text().splitlines()]
   evaluations = [r for r in records if 'fd_domain' in r]

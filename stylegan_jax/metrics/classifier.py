@@ -162,17 +162,12 @@ class DomainClassifier:
     return float(np.mean(np.argmax(self.predict(images), axis=1) == labels))
 
 
-def train(reals: Reals, settings: TrainSettings = TrainSettings()) -> DomainClassifier:
-  """Trains on all but the last `test_examples` records at the native size's level; test accuracy per level."""
-  started = time.time()
-  size, num_channels = min(reals.resolution, MAX_SIZE), reals.num_channels
-  images, labels = reals.read(size, labels=True)
-  num_test = min(settings.test_examples, len(images) // 6)
-  if len(images) - num_test < settings.batch_size or num_test < 1:
-    raise errors.UserError(f'dataset {reals.name} has {len(images)} images: too few to train the domain '
-                           f'classifier with batches of {settings.batch_size}')
-  train_images, train_labels = images[:-num_test], labels[:-num_test]
-  model = DomainCNN(reals.num_classes)
+def fit(images: np.ndarray, labels: np.ndarray, num_classes: int, settings: TrainSettings = TrainSettings(), *,
+        resolution: Optional[int] = None) -> DomainClassifier:
+  """A DomainCNN trained on uint8 images [N, S, S, C] (S = the native size) and int labels [N]: `settings.steps`
+  Adam steps on random batches, each image shown at a random level. The record has no dataset or test fields."""
+  size, num_channels = images.shape[1], images.shape[3]
+  model = DomainCNN(num_classes)
   key = jax.random.key(settings.seed)
   params = model.init(key, jnp.zeros((1, size, size, num_channels)))['params']
   optimizer = optax.adam(settings.learning_rate)
@@ -190,22 +185,33 @@ def train(reals: Reals, settings: TrainSettings = TrainSettings()) -> DomainClas
   opt_state = optimizer.init(params)
   rng = np.random.RandomState(settings.seed)
   for i in range(settings.steps):
-    batch = rng.randint(0, len(train_images), settings.batch_size)
-    params, opt_state, loss = step(params, opt_state, train_images[batch], train_labels[batch],
-                                   jax.random.fold_in(key, i))
+    batch = rng.randint(0, len(images), settings.batch_size)
+    params, opt_state, loss = step(params, opt_state, images[batch], labels[batch], jax.random.fold_in(key, i))
     if (i + 1) % 500 == 0:
       logger.info('classifier step %d/%d: loss %.4f', i + 1, settings.steps, float(loss))
   params = jax.device_get(params)
-  record = dict(format=FORMAT, format_version=FORMAT_VERSION, checksum=checksum(params), dataset=reals.name,
-                fingerprint=reals.fingerprint(), resolution=reals.resolution, size=size,
-                num_channels=num_channels, num_classes=reals.num_classes, features=FEATURES,
-                train_examples=len(train_images), settings=dataclasses.asdict(settings), held_out=num_test)
-  classifier = DomainClassifier(params, record)
+  return DomainClassifier(params, dict(
+      format=FORMAT, format_version=FORMAT_VERSION, checksum=checksum(params), resolution=resolution or size,
+      size=size, num_channels=num_channels, num_classes=num_classes, features=FEATURES, train_examples=len(images),
+      settings=dataclasses.asdict(settings)))
+
+
+def train(reals: Reals, settings: TrainSettings = TrainSettings()) -> DomainClassifier:
+  """Trains on all but the last `test_examples` records at the native size's level; test accuracy per level."""
+  started = time.time()
+  size = min(reals.resolution, MAX_SIZE)
+  images, labels = reals.read(size, labels=True)
+  num_test = min(settings.test_examples, len(images) // 6)
+  if len(images) - num_test < settings.batch_size or num_test < 1:
+    raise errors.UserError(f'dataset {reals.name} has {len(images)} images: too few to train the domain '
+                           f'classifier with batches of {settings.batch_size}')
   start = len(images) - num_test
+  classifier = fit(images[:start], labels[:start], reals.num_classes, settings, resolution=reals.resolution)
+  classifier.record.update(dataset=reals.name, fingerprint=reals.fingerprint(), held_out=num_test)
   accuracy = {str(size): classifier.accuracy(images[start:], labels[start:])}
   for r in (r for r in (8, 16) if r < size):
     accuracy[str(r)] = classifier.accuracy(reals.read(r, start, num_test), labels[start:])
-  record.update(test_accuracy=accuracy, train_seconds=round(time.time() - started, 1))
+  classifier.record.update(test_accuracy=accuracy, train_seconds=round(time.time() - started, 1))
   return classifier
 
 
