@@ -15,7 +15,6 @@ read from the folder's samples.csv (path,label,...) and images/.
 import argparse
 import csv
 import json
-import os
 import pathlib
 import sys
 
@@ -24,13 +23,6 @@ from PIL import Image
 
 from stylegan_jax.data import fashion_mnist
 from stylegan_jax.metrics import classifier
-
-
-def read_real(source_dir: str, split: str) -> tuple[np.ndarray, np.ndarray]:
-  """uint8 [N, 32, 32, 1] and int labels [N] of Fashion-MNIST's 'train' or 't10k' split."""
-  images = fashion_mnist.read_idx(os.path.join(source_dir, f'{split}-images-idx3-ubyte.gz'))
-  labels = fashion_mnist.read_idx(os.path.join(source_dir, f'{split}-labels-idx1-ubyte.gz'))
-  return np.pad(images, [(0, 0), (2, 2), (2, 2)])[..., None], labels.astype(np.int32)
 
 
 def read_synthetic(folder: pathlib.Path) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -60,8 +52,8 @@ def main(argv=None) -> int:
                       help='the Fashion-MNIST IDX files (default: %(default)s)')
   args = parser.parse_args(argv)
   settings = classifier.TrainSettings(steps=args.steps)
-  test_images, test_labels = read_real(args.source_dir, 't10k')
-  train_sets = [('real (Fashion-MNIST train)', *read_real(args.source_dir, 'train'), None)]
+  test_images, test_labels = fashion_mnist.read_split(args.source_dir, 't10k')
+  train_sets = [('real (Fashion-MNIST train)', *fashion_mnist.read_split(args.source_dir, 'train'), None)]
   train_sets += [(str(folder), *read_synthetic(folder)) for folder in args.synthetic]
 
   names = ', '.join(fashion_mnist.LABEL_NAMES)

@@ -140,11 +140,12 @@ class _DomainFeatureDistance:
     return jnp.mean(jnp.square(features(a) - features(b)), axis=-1)
 
 
-def domain_distance(classifier_dir: Union[str, os.PathLike]) -> Distance:
-  """The domain classifier's feature distance, from a trained classifier's directory (`stylegan-jax metrics
-  train-classifier` caches it under ~/.cache/stylegan-jax/classifiers/)."""
+def domain_distance(net: Union[str, os.PathLike, 'classifier.DomainClassifier']) -> Distance:
+  """The domain classifier's feature distance, from a loaded classifier or a trained classifier's directory
+  (`stylegan-jax metrics train-classifier` caches it under ~/.cache/stylegan-jax/classifiers/)."""
   from stylegan_jax.metrics import classifier  # noqa: PLC0415
-  net = classifier.load(classifier_dir)
+  if not isinstance(net, classifier.DomainClassifier):
+    net = classifier.load(net)
   return Distance('domain', _DomainFeatureDistance(net.size, net.num_channels, net.num_classes), net.params)
 
 

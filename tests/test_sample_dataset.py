@@ -124,3 +124,26 @@ def test_dataset_errors(tmp_path, capsys):
   os.makedirs(tmp_path / 'full')
   (tmp_path / 'full' / 'x.txt').write_text('x')
   error([f'--network={GOLDEN}', '--num=2', f'--outdir={tmp_path / "full"}'], 1, 'not a synthetic dataset')
+
+
+@pytest.mark.slow  # a training run (compiles the 8x8 stage): about 30 s
+def test_the_project_trains_on_a_synthetic_dataset(tmp_path, capsys):
+  """A conditional 32x32 model's synthetic dataset, prepared, trains the smoke config conditionally (2 steps)."""
+  from stylegan_jax import train  # noqa: PLC0415
+  from stylegan_jax.configs import smoke  # noqa: PLC0415
+  config = smoke.get_config()
+  config.model.update(label_size=3, num_channels=3)
+  network = tmp_path / 'cond'
+  export.save_artifact(network, NetworkConfig.from_dict(config.model),
+                       networks.init_generator(NetworkConfig.from_dict(config.model), jax.random.key(0)))
+  out = tmp_path / 'synth'
+  assert cli.main(['sample', 'dataset', f'--network={network}', '--num=24', f'--outdir={out}', '--prepare',
+                   f'--data-dir={tmp_path / "data"}', '--name=synth']) == 0, capsys.readouterr().err
+  config.data = synthetic.data_config(out, json.loads((out / 'manifest.json').read_text()), str(tmp_path / 'data'),
+                                      'synth')
+  config.train.total_kimg = 0.016
+  state = train.train(config, str(tmp_path / 'run'))
+  assert int(jax.device_get(state.nimg)) == 16
+  records = [json.loads(line) for line in (tmp_path / 'run' / 'metrics.jsonl').read_text().splitlines()]
+  assert records[-1]['skipped_D_total'] == records[-1]['skipped_G_total'] == 0
+  assert np.isfinite([records[-1]['loss_D'], records[-1]['loss_G']]).all()

@@ -41,6 +41,13 @@ def pad_to_32(image: np.ndarray) -> np.ndarray:
   return np.pad(image, 2)[..., None]
 
 
+def read_split(source_dir: str, split: str) -> tuple[np.ndarray, np.ndarray]:
+  """uint8 images [N, 32, 32, 1] (padded as prepared) and int32 labels [N] of the 'train' or 't10k' IDX files."""
+  images = read_idx(os.path.join(source_dir, f'{split}-images-idx3-ubyte.gz'))
+  labels = read_idx(os.path.join(source_dir, f'{split}-labels-idx1-ubyte.gz'))
+  return np.pad(images, [(0, 0), (2, 2), (2, 2)])[..., None], labels.astype(np.int32)
+
+
 class FashionMnist(LevelsBuilder, skip_registration=True):
   """Fashion-MNIST train split, 32x32x1, labeled."""
 
