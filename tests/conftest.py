@@ -16,6 +16,14 @@ SHARED = pathlib.Path(os.environ.get('STYLEGAN_SHARED', pathlib.Path(__file__).r
 GOLDEN = SHARED / 'golden'
 
 
+@pytest.fixture(scope='session', autouse=True)
+def compilation_cache_dir(tmp_path_factory) -> pathlib.Path:
+  """JAX's persistent compilation cache for the whole session: tests that build the same steps compile them once."""
+  path = tmp_path_factory.mktemp('compile_cache')
+  jax.config.update('jax_compilation_cache_dir', str(path))
+  return path
+
+
 @pytest.fixture(scope='session')
 def golden_dir() -> pathlib.Path:
   path = GOLDEN / 'sg1_small32'

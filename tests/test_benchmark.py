@@ -35,6 +35,7 @@ def test_an_unknown_config_is_one_line_before_any_measuring():
   assert run.stderr.splitlines()[-1].startswith('benchmark.py: error: --config nosuch: neither a shipped config')
 
 
+@pytest.mark.slow  # 35-40 s of compiling and measuring in a subprocess (CI budget)
 def test_table_on_the_smoke_config():
   """One training and one sampling row: every column filled, FLOP/s = img/s x GFLOP/img, the peak measured; the
   count of the same stage, lowered, agrees with the compiled steps' FLOP within 10%."""

@@ -25,7 +25,6 @@ import jax
 import numpy as np
 import pytest
 from states import assert_same_state
-from jax._src import compilation_cache
 from PIL import Image
 
 from stylegan_jax.configs import smoke
@@ -45,13 +44,10 @@ def data_dir(fashion_mnist_data_dir):
 
 
 @pytest.fixture(scope='module')
-def cache_dir(tmp_path_factory):
-  """JAX's persistent compilation cache for this module: every train() builds new jitted steps, compiled once."""
-  path = tmp_path_factory.mktemp('compile_cache')
-  jax.config.update('jax_compilation_cache_dir', str(path))
-  yield path
-  jax.config.update('jax_compilation_cache_dir', None)
-  compilation_cache.reset_cache()
+def cache_dir(compilation_cache_dir):
+  """The session's persistent compilation cache (conftest), also passed to the subprocess runs: every train()
+  builds new jitted steps, compiled once."""
+  return compilation_cache_dir
 
 
 def smoke_config(data_dir, **train_overrides):

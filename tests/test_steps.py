@@ -44,7 +44,7 @@ def initial_state(model, mesh, seed=0):
   return steps.replicate(state.replace(G=g, Gs=jax.tree_util.tree_map(jnp.copy, g)), mesh)
 
 
-def batches(model, n, global_batch, resolution, seed=0):
+def batches(model, n, global_batch, resolution=16, seed=0):
   rs = np.random.RandomState(seed)
   return [rs.randint(0, 256, (global_batch, resolution, resolution, model.num_channels)).astype(np.uint8)
           for _ in range(n)]
