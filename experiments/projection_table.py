@@ -22,7 +22,7 @@ import sys
 
 import numpy as np
 
-from stylegan_jax import configs, projector, sampling
+from stylegan_jax import configs, console, projector, sampling
 from stylegan_jax.data import fashion_mnist
 from stylegan_jax.metrics import classifier
 
@@ -118,4 +118,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == '__main__':
-  sys.exit(main())
+  sys.exit(console.run('projection_table.py', main, sys.argv[1:]))  # errors: one line

@@ -21,19 +21,22 @@ import sys
 import numpy as np
 from PIL import Image
 
+from stylegan_jax import console, errors
 from stylegan_jax.data import fashion_mnist
 from stylegan_jax.metrics import classifier
 
 
 def read_synthetic(folder: pathlib.Path) -> tuple[np.ndarray, np.ndarray, dict]:
   """uint8 [N, H, W, 1], labels [N] and the manifest of a `stylegan-jax sample dataset` folder."""
+  if not (folder / 'manifest.json').is_file():
+    raise errors.UserError(f'{folder} is not a folder written by `stylegan-jax sample dataset` (no manifest.json)')
   manifest = json.loads((folder / 'manifest.json').read_text())
   if not manifest.get('complete'):
-    sys.exit(f'error: {folder} is incomplete (rerun its `stylegan-jax sample dataset` command to finish it)')
+    raise errors.UserError(f'{folder} is incomplete (rerun its `stylegan-jax sample dataset` command to finish it)')
   with open(folder / 'samples.csv', newline='') as f:
     rows = list(csv.DictReader(f))
   if not rows or rows[0]['label'] == '':
-    sys.exit(f'error: {folder} has no labels: write it from a conditional model')
+    raise errors.UserError(f'{folder} has no labels: write it from a conditional model')
   images = np.stack([np.asarray(Image.open(folder / 'images' / r['path']).convert('L')) for r in rows])[..., None]
   return images, np.array([int(r['label']) for r in rows], np.int32), manifest
 
@@ -71,4 +74,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == '__main__':
-  sys.exit(main())
+  sys.exit(console.run('synthetic_classifier.py', main, sys.argv[1:]))  # errors: one line

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from stylegan_jax import errors
+
 SCRIPT = pathlib.Path(__file__).resolve().parents[1] / 'experiments' / 'synthetic_classifier.py'
 spec = importlib.util.spec_from_file_location('synthetic_classifier', SCRIPT)
 synthetic_classifier = importlib.util.module_from_spec(spec)
@@ -58,12 +60,14 @@ def test_real_and_synthetic_sets_train_a_classifier_that_reads_the_real_test_set
     assert len(per_class) == 10 and per_class[1].strip() == 'nan'  # no test image of class 1
 
 
-def test_an_incomplete_or_unlabelled_folder_is_refused(tmp_path):
+def test_a_missing_incomplete_or_unlabelled_folder_is_refused(tmp_path):
+  with pytest.raises(errors.UserError, match='no manifest.json'):
+    synthetic_classifier.read_synthetic(tmp_path / 'missing')
   (tmp_path / 'images').mkdir()
   (tmp_path / 'manifest.json').write_text(json.dumps({'complete': False}))
-  with pytest.raises(SystemExit, match='incomplete'):
+  with pytest.raises(errors.UserError, match='incomplete'):
     synthetic_classifier.read_synthetic(tmp_path)
   (tmp_path / 'manifest.json').write_text(json.dumps({'complete': True}))
   (tmp_path / 'samples.csv').write_text('path,label,seed,psi,cutoff\nseed00000000.png,,0,1.0,\n')
-  with pytest.raises(SystemExit, match='no labels'):
+  with pytest.raises(errors.UserError, match='no labels'):
     synthetic_classifier.read_synthetic(tmp_path)
