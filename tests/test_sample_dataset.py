@@ -133,9 +133,8 @@ def test_the_project_trains_on_a_synthetic_dataset(tmp_path, capsys):
   from stylegan_jax.configs import smoke  # noqa: PLC0415
   config = smoke.get_config()
   config.model.update(label_size=3, num_channels=3)
-  network = tmp_path / 'cond'
-  export.save_artifact(network, NetworkConfig.from_dict(config.model),
-                       networks.init_generator(NetworkConfig.from_dict(config.model), jax.random.key(0)))
+  network, model = tmp_path / 'cond', NetworkConfig.from_dict(config.model)
+  export.save_artifact(network, model, networks.init_generator(model, jax.random.key(0)))
   out = tmp_path / 'synth'
   assert cli.main(['sample', 'dataset', f'--network={network}', '--num=24', f'--outdir={out}', '--prepare',
                    f'--data-dir={tmp_path / "data"}', '--name=synth']) == 0, capsys.readouterr().err

@@ -36,16 +36,16 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
   return body.reshape(shape)
 
 
-def pad_to_32(image: np.ndarray) -> np.ndarray:
-  """uint8 [28, 28] -> uint8 [32, 32, 1], black border of 2 pixels."""
-  return np.pad(image, 2)[..., None]
+def pad_to_32(images: np.ndarray) -> np.ndarray:
+  """uint8 [..., 28, 28] -> uint8 [..., 32, 32, 1], black border of 2 pixels."""
+  return np.pad(images, [(0, 0)] * (images.ndim - 2) + [(2, 2), (2, 2)])[..., None]
 
 
 def read_split(source_dir: str, split: str) -> tuple[np.ndarray, np.ndarray]:
   """uint8 images [N, 32, 32, 1] (padded as prepared) and int32 labels [N] of the 'train' or 't10k' IDX files."""
   images = read_idx(os.path.join(source_dir, f'{split}-images-idx3-ubyte.gz'))
   labels = read_idx(os.path.join(source_dir, f'{split}-labels-idx1-ubyte.gz'))
-  return np.pad(images, [(0, 0), (2, 2), (2, 2)])[..., None], labels.astype(np.int32)
+  return pad_to_32(images), labels.astype(np.int32)
 
 
 class FashionMnist(LevelsBuilder, skip_registration=True):
