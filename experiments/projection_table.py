@@ -54,8 +54,8 @@ def summary(targets, images, domain) -> dict:
 
 
 def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser = console.ArgumentParser(description=__doc__.split('\n\n')[0],
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument('--network', required=True, help='an artifact or network pickle of a Fashion-MNIST model')
   parser.add_argument('--outdir', required=True, type=pathlib.Path)
   parser.add_argument('--steps', type=int, default=1000, help='projector steps (default 1000, StyleGAN2)')

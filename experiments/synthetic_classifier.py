@@ -47,8 +47,8 @@ def per_class_accuracy(model: classifier.DomainClassifier, images: np.ndarray, l
 
 
 def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser = console.ArgumentParser(description=__doc__.split('\n\n')[0],
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument('synthetic', nargs='+', type=pathlib.Path, help='folders written by `stylegan-jax sample dataset`')
   parser.add_argument('--steps', type=int, default=classifier.TrainSettings.steps, help='Adam steps of batch 128')
   parser.add_argument('--source-dir', default=fashion_mnist.DEFAULT_SOURCE_DIR,

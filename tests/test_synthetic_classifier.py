@@ -61,6 +61,8 @@ def test_real_and_synthetic_sets_train_a_classifier_that_reads_the_real_test_set
 
 
 def test_a_missing_incomplete_or_unlabelled_folder_is_refused(tmp_path):
+  with pytest.raises(errors.UsageError, match='unrecognized arguments: --stepz'):
+    synthetic_classifier.main([str(tmp_path), '--stepz', '3'])
   with pytest.raises(errors.UserError, match='no manifest.json'):
     synthetic_classifier.read_synthetic(tmp_path / 'missing')
   (tmp_path / 'images').mkdir()
