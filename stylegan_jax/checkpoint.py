@@ -418,6 +418,42 @@ class RunCheckpoints:
       raise CheckpointSaveError(f'saving checkpoint {where} failed ({type(e).__name__}: {e}); {kept}') from e
 
 
+# Config keys whose change makes a branch start its stage's input iterator afresh (the saved position is of another
+# stream of images).
+_DATA_STREAM_KEYS = ('data', 'seed', 'schedule.minibatch_base', 'schedule.minibatch_dict', 'train.mirror_augment')
+
+
+def branch(source: str, config, sharding: jax.sharding.Sharding) -> Restored:
+  """The checkpoint a new run starts from (main.py --init_from; the official code's resume_run_id/resume_kimg):
+  `source` is a run's workdir (its newest checkpoint) or one checkpoint directory, <workdir>/checkpoints/<step>.
+
+  The networks must be the same (`model` keys); every other key may differ and is logged. The stage's input
+  iterator continues where the source left it unless the stream of images changed (_DATA_STREAM_KEYS).
+  """
+  source = os.path.abspath(source)
+  name, parent = os.path.basename(source), os.path.dirname(source)
+  workdir, step = (os.path.dirname(parent), int(name)) if name.isdigit() and os.path.basename(parent) == 'checkpoints' \
+      else (source, None)
+  if not os.path.isdir(os.path.join(workdir, 'checkpoints')):
+    raise errors.UsageError(f'--init_from={source}: neither a training workdir nor a checkpoint directory '
+                            '(<workdir>/checkpoints/<step>)')
+  try:
+    restored = load(workdir, step, sharding)
+  except (FileNotFoundError, ValueError) as e:
+    raise errors.UserError(f'--init_from={source}: {e}') from e
+  changes = config_changes(restored.meta['config'], config_dict(config))
+  if model_changes := [k for k in changes if k.startswith('model.')]:
+    old, new = _flatten(restored.meta['config']), _flatten(config_dict(config))
+    raise ConfigChangeError(f'--init_from={source}: a branch keeps the networks, but the config changes '
+                            + ', '.join(f'{k} ({old.get(k, "unset")!r} -> {new.get(k, "unset")!r})'
+                                        for k in model_changes))
+  if any(k == s or k.startswith(s + '.') for k in changes for s in _DATA_STREAM_KEYS):
+    restored.loop.update(stage=None, iterator=None)
+  logger.info('branching from %s (kimg %.3f)%s', restored.path, restored.step / 1000,
+              f' with changed config keys: {", ".join(changes)}' if changes else '')
+  return restored
+
+
 def load(workdir: str, step: Optional[int] = None, sharding: Optional[jax.sharding.Sharding] = None) -> Restored:
   """A checkpoint of `workdir` (default the newest) for reading, e.g. to export its networks; on this process's
   first device unless `sharding` is given. Raises if it is missing or unusable."""

@@ -13,7 +13,8 @@ touching the workdir; `--dry_run_timing` adds wall-time estimates from timing ea
 
 The same command on a workdir with a checkpoint resumes the run (checkpoint.py); a changed config is refused
 unless only checkpoint.SAFE_CHANGES keys changed and --allow_config_change is given (exit code 1). SIGTERM or
-SIGINT saves a checkpoint at the next step and exits with code 0.
+SIGINT saves a checkpoint at the next step and exits with code 0. `--init_from=OTHER_WORKDIR[/checkpoints/STEP]`
+starts a new workdir from another run's checkpoint (same networks, any other config change; checkpoint.branch).
 
 Several processes (hosts or devices; distributed.py): under SLURM, Open MPI or on a Cloud TPU VM pod slice add
 --distributed=auto to every process (JAX finds the coordinator and the ranks); on plain hosts add
@@ -55,6 +56,10 @@ def _define_flags(argv: list[str]) -> flags.FlagValues:
   flags.DEFINE_bool('allow_config_change', False, 'Resume although the config changed, when only these keys '
                     f'changed: {", ".join(checkpoint.SAFE_CHANGES)}. Other changes are always refused.',
                     flag_values=fv)
+  flags.DEFINE_string('init_from', None, "Start a new run from another run's checkpoint: its workdir (the newest) or "
+                      '<workdir>/checkpoints/<step>. The networks must be the same; any other key may change, e.g. '
+                      "to try learning rates from a stage's start. Ignored once --workdir has checkpoints.",
+                      flag_values=fv)
   flags.DEFINE_string('compilation_cache_dir', None, "JAX's persistent compilation cache, so that a resumed run "
                       "reuses the compiled steps (default <workdir>/compile_cache; '' turns it off).",
                       flag_values=fv)
@@ -193,7 +198,7 @@ def _main(argv: list[str]) -> None:
   config = resolve_config(fv, jax.default_backend(), jax.device_count())
   logger.info('training on %d %s device(s) in %s', jax.device_count(), jax.default_backend(), fv.workdir)
   train.train(config, fv.workdir, allow_config_change=fv.allow_config_change, accumulation_steps=accumulation_steps,
-              device_memory_gb=fv.device_memory_gb)
+              device_memory_gb=fv.device_memory_gb, init_from=fv.init_from or '')
 
 
 def dry_run(config: ml_collections.ConfigDict, timing: bool = False) -> None:

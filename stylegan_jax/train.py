@@ -100,8 +100,10 @@ def _crossed(nimg: int, step: int, interval: int) -> bool:
 
 
 def train(config: ml_collections.ConfigDict, workdir: str, *, allow_config_change: bool = False,
-          accumulation_steps: int | str = 1, device_memory_gb: float = 0.0) -> train_state.TrainState:
-  """Trains until config.train.total_kimg, continuing from the newest checkpoint in `workdir` if there is one.
+          accumulation_steps: int | str = 1, device_memory_gb: float = 0.0,
+          init_from: str = '') -> train_state.TrainState:
+  """Trains until config.train.total_kimg, continuing from the newest checkpoint in `workdir` if there is one,
+  else from the checkpoint `init_from` names (checkpoint.branch: another run's, this config's networks), else anew.
 
   A changed config is refused unless only checkpoint.SAFE_CHANGES keys changed and `allow_config_change`.
   SIGTERM/SIGINT save a checkpoint at the next step and return the state (see preemption.py).
@@ -126,6 +128,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, allow_config_chang
   try:
     restored = checkpoints.restore_latest(checkpoint.abstract_state(model, steps.replicated(mesh)),
                                           allow_changes=allow_config_change)
+    if not restored and init_from:
+      restored = checkpoint.branch(init_from, config, steps.replicated(mesh))
   except BaseException:
     checkpoints.close()
     raise

@@ -28,7 +28,7 @@ from states import assert_same_state
 from PIL import Image
 
 from stylegan_jax.configs import smoke
-from stylegan_jax import checkpoint, export, input_pipeline, sample, sampling, steps, train
+from stylegan_jax import checkpoint, errors, export, input_pipeline, sample, sampling, steps, train
 from stylegan_jax.network_config import NetworkConfig
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -164,6 +164,37 @@ def test_resume_continues_exactly_across_stages(reference, data_dir, tmp_path):
   restored, ref_restored = checkpoint.load(str(tmp_path)), checkpoint.load(str(ref_dir))
   assert restored.loop == ref_restored.loop  # the iterator position, ticks, Adam reset bounds, ...
   assert restored.meta['reason'] == 'end' and restored.meta['config'] == ref_restored.meta['config']
+
+
+def test_a_branch_continues_the_source_run_exactly(reference, data_dir, tmp_path):
+  """--init_from another run's checkpoint at 96 images (inside the 8x8 -> 16x16 fade) with the same config ends
+  where that run ended, reading the same batches; once the branch has checkpoints, --init_from is ignored."""
+  ref_dir, ref_state, ref_digests = reference
+  source = ref_dir / 'checkpoints' / '000000096'
+  state, digests = run_recorded(smoke_config(data_dir), tmp_path, init_from=str(source))
+  assert_same_state(state, ref_state)
+  assert digests == ref_digests[96 // 8:]
+  assert committed_steps(tmp_path)[0] > 96  # the source's checkpoints stay the source's
+  assert int(train.train(smoke_config(data_dir), str(tmp_path), init_from='/no/such/run').nimg) == TOTAL_NIMG
+
+
+def test_a_branch_may_change_training_but_not_the_networks(reference, data_dir, tmp_path):
+  ref_dir, ref_state, ref_digests = reference
+  changed = smoke_config(data_dir)
+  changed.model.fmap_max = 32
+  with pytest.raises(checkpoint.ConfigChangeError, match=r'keeps the networks.*model.fmap_max \(16 -> 32\)'):
+    train.train(changed, str(tmp_path / 'wider'), init_from=str(ref_dir))
+  assert not (tmp_path / 'wider' / 'checkpoints').exists() or not committed_steps(tmp_path / 'wider')
+  with pytest.raises(errors.UsageError, match='neither a training workdir nor a checkpoint directory'):
+    train.train(smoke_config(data_dir), str(tmp_path / 'lost'), init_from=str(tmp_path / 'nothing'))
+  # Another seed is another stream of images: the stage's iterator starts afresh, and the new learning rate acts.
+  changed = smoke_config(data_dir)
+  changed.seed, changed.schedule.G_lrate_base = 1, 0.01
+  state, digests = run_recorded(changed, tmp_path / 'seed1', init_from=str(ref_dir / 'checkpoints' / '000000160'))
+  assert int(state.nimg) == TOTAL_NIMG and len(digests) == (TOTAL_NIMG - 160) // 8
+  assert digests != ref_digests[160 // 8:]
+  assert not all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(state.G), jax.tree.leaves(ref_state.G)))
+  assert checkpoint.load(str(tmp_path / 'seed1')).meta['config']['schedule']['G_lrate_base'] == 0.01
 
 
 def test_the_reference_run_grows_logs_and_writes_grids(reference):
