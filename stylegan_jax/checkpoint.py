@@ -423,12 +423,12 @@ class RunCheckpoints:
 _DATA_STREAM_KEYS = ('data', 'seed', 'schedule.minibatch_base', 'schedule.minibatch_dict', 'train.mirror_augment')
 
 
-def branch(source: str, config, sharding: jax.sharding.Sharding) -> Restored:
+def branch(source: str, config, sharding: jax.sharding.Sharding) -> tuple[Restored, list[str]]:
   """The checkpoint a new run starts from (main.py --init_from; the official code's resume_run_id/resume_kimg):
   `source` is a run's workdir (its newest checkpoint) or one checkpoint directory, <workdir>/checkpoints/<step>.
 
-  The networks must be the same (`model` keys); every other key may differ and is logged. The stage's input
-  iterator continues where the source left it unless the stream of images changed (_DATA_STREAM_KEYS).
+  The networks must be the same (`model` keys); every other key may differ (returned: the changed keys). The
+  stage's input iterator continues where the source left it unless the stream of images changed (_DATA_STREAM_KEYS).
   """
   source = os.path.abspath(source)
   name, parent = os.path.basename(source), os.path.dirname(source)
@@ -449,9 +449,7 @@ def branch(source: str, config, sharding: jax.sharding.Sharding) -> Restored:
                                         for k in model_changes))
   if any(k == s or k.startswith(s + '.') for k in changes for s in _DATA_STREAM_KEYS):
     restored.loop.update(stage=None, iterator=None)
-  logger.info('branching from %s (kimg %.3f)%s', restored.path, restored.step / 1000,
-              f' with changed config keys: {", ".join(changes)}' if changes else '')
-  return restored
+  return restored, changes
 
 
 def load(workdir: str, step: Optional[int] = None, sharding: Optional[jax.sharding.Sharding] = None) -> Restored:

@@ -128,14 +128,17 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, allow_config_chang
   try:
     restored = checkpoints.restore_latest(checkpoint.abstract_state(model, steps.replicated(mesh)),
                                           allow_changes=allow_config_change)
-    if not restored and init_from:
-      restored = checkpoint.branch(init_from, config, steps.replicated(mesh))
+    if restored:
+      logger.info('resuming from %s (kimg %.3f)', restored.path, restored.step / 1000)
+    elif init_from:
+      restored, changes = checkpoint.branch(init_from, config, steps.replicated(mesh))
+      logger.info('branching from %s (kimg %.3f)%s', _short(restored.path), restored.step / 1000,
+                  f', changed: {", ".join(changes)}' if changes else '')
   except BaseException:
     checkpoints.close()
     raise
   if restored:
     state, loop = restored.state, LoopState(**restored.loop)
-    logger.info('resuming from %s (kimg %.3f)', restored.path, loop.nimg / 1000)
     if loop.nimg >= total_nimg:
       logger.info('the run is complete: kimg %.3f >= total_kimg %g', loop.nimg / 1000, config.train.total_kimg)
       checkpoints.close()

@@ -10,6 +10,7 @@ reference compiled; most start from a copy of the reference's first checkpoint t
 import copy
 import hashlib
 import json
+import logging
 import os
 import pathlib
 import random
@@ -178,7 +179,7 @@ def test_a_branch_continues_the_source_run_exactly(reference, data_dir, tmp_path
   assert int(train.train(smoke_config(data_dir), str(tmp_path), init_from='/no/such/run').nimg) == TOTAL_NIMG
 
 
-def test_a_branch_may_change_training_but_not_the_networks(reference, data_dir, tmp_path):
+def test_a_branch_may_change_training_but_not_the_networks(reference, data_dir, tmp_path, caplog):
   ref_dir, ref_state, ref_digests = reference
   changed = smoke_config(data_dir)
   changed.model.fmap_max = 32
@@ -190,7 +191,10 @@ def test_a_branch_may_change_training_but_not_the_networks(reference, data_dir, 
   # Another seed is another stream of images: the stage's iterator starts afresh, and the new learning rate acts.
   changed = smoke_config(data_dir)
   changed.seed, changed.schedule.G_lrate_base = 1, 0.01
-  state, digests = run_recorded(changed, tmp_path / 'seed1', init_from=str(ref_dir / 'checkpoints' / '000000160'))
+  with caplog.at_level(logging.INFO, logger='stylegan_jax.train'):
+    state, digests = run_recorded(changed, tmp_path / 'seed1', init_from=str(ref_dir / 'checkpoints' / '000000160'))
+  assert re.search(r'branching from \S+/000000160 \(kimg 0.160\), changed: schedule.G_lrate_base, seed$',
+                   caplog.text, re.M)
   assert int(state.nimg) == TOTAL_NIMG and len(digests) == (TOTAL_NIMG - 160) // 8
   assert digests != ref_digests[160 // 8:]
   assert not all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(state.G), jax.tree.leaves(ref_state.G)))
