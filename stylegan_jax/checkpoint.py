@@ -428,7 +428,8 @@ def branch(source: str, config, sharding: jax.sharding.Sharding) -> tuple[Restor
   `source` is a run's workdir (its newest checkpoint) or one checkpoint directory, <workdir>/checkpoints/<step>.
 
   The networks must be the same (`model` keys); every other key may differ (returned: the changed keys). The
-  stage's input iterator continues where the source left it unless the stream of images changed (_DATA_STREAM_KEYS).
+  stage's input iterator continues where the source left it unless the stream of images changed (_DATA_STREAM_KEYS);
+  a changed seed also replaces the state's random key.
   """
   source = os.path.abspath(source)
   name, parent = os.path.basename(source), os.path.dirname(source)
@@ -449,6 +450,9 @@ def branch(source: str, config, sharding: jax.sharding.Sharding) -> tuple[Restor
                                         for k in model_changes))
   if any(k == s or k.startswith(s + '.') for k in changes for s in _DATA_STREAM_KEYS):
     restored.loop.update(stage=None, iterator=None)
+  if 'seed' in changes:  # the new seed's randomness from here on: latents, noise, mixing
+    rng = jax.device_put(jax.random.fold_in(jax.random.PRNGKey(config.seed), restored.step), sharding)
+    restored = dataclasses.replace(restored, state=restored.state.replace(rng=rng))
   return restored, changes
 
 

@@ -188,7 +188,8 @@ def test_a_branch_may_change_training_but_not_the_networks(reference, data_dir, 
   assert not (tmp_path / 'wider' / 'checkpoints').exists() or not committed_steps(tmp_path / 'wider')
   with pytest.raises(errors.UsageError, match='neither a training workdir nor a checkpoint directory'):
     train.train(smoke_config(data_dir), str(tmp_path / 'lost'), init_from=str(tmp_path / 'nothing'))
-  # Another seed is another stream of images: the stage's iterator starts afresh, and the new learning rate acts.
+  # Another seed is another stream of images and random numbers: the stage's iterator starts afresh, the state
+  # gets another key, and the new learning rate acts.
   changed = smoke_config(data_dir)
   changed.seed, changed.schedule.G_lrate_base = 1, 0.01
   with caplog.at_level(logging.INFO, logger='stylegan_jax.train'):
@@ -196,7 +197,7 @@ def test_a_branch_may_change_training_but_not_the_networks(reference, data_dir, 
   assert re.search(r'branching from \S+/000000160 \(kimg 0.160\), changed: schedule.G_lrate_base, seed$',
                    caplog.text, re.M)
   assert int(state.nimg) == TOTAL_NIMG and len(digests) == (TOTAL_NIMG - 160) // 8
-  assert digests != ref_digests[160 // 8:]
+  assert digests != ref_digests[160 // 8:] and not np.array_equal(state.rng, ref_state.rng)
   assert not all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(state.G), jax.tree.leaves(ref_state.G)))
   assert checkpoint.load(str(tmp_path / 'seed1')).meta['config']['schedule']['G_lrate_base'] == 0.01
 
