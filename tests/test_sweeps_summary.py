@@ -39,6 +39,21 @@ def sweep_dir(tmp_path):
   return tmp_path
 
 
+def test_a_key_a_trial_does_not_set_shows_the_value_it_trained_with(sweep_dir):
+  """A trial without one of the swept keys (here the baseline of a one-change-per-trial sweep) shows its resolved
+  config's value, from its config.json; without one, nothing."""
+  sweep = json.loads((sweep_dir / 'sweep.json').read_text())
+  sweep['trials'][2]['overrides'] = {'train.G_smoothing_kimg': 0.5}
+  (sweep_dir / 'sweep.json').write_text(json.dumps(sweep))
+  name = sweep['trials'][2]['name']
+  (sweep_dir / 'trials' / name / 'config.json').write_text(json.dumps({'loss': {'r1_gamma': 10.0}}))
+  rows = {r.name: r for r in summary.gather(str(sweep_dir))[1]}
+  assert rows[name].values == {'loss.r1_gamma': 10.0, 'train.G_smoothing_kimg': 0.5}
+  (sweep_dir / 'trials' / name / 'config.json').unlink()
+  rows = {r.name: r for r in summary.gather(str(sweep_dir))[1]}
+  assert rows[name].values == {'loss.r1_gamma': None, 'train.G_smoothing_kimg': 0.5}
+
+
 def test_csv_and_markdown_sorted_by_best(sweep_dir, capsys):
   assert sweep_main.main(['summary', '--dir', str(sweep_dir)]) == 0
   rows = list(csv.reader(io.StringIO((sweep_dir / 'summary.csv').read_text())))

@@ -19,7 +19,7 @@ from stylegan_jax.sweeps import trials as trials_lib
 @dataclasses.dataclass
 class Row:
   name: str
-  overrides: dict[str, Any]
+  values: dict[str, Any]                # each swept key's value in this trial: its override, else the base config's
   status: str
   kimg: float | None                    # of the newest record
   final: float | None                   # the metric's newest value
@@ -42,12 +42,22 @@ def gather(sweep_dir: str, metric: str = 'fd_domain', mode: str = 'min') -> tupl
     curve = [(r['kimg'], float(r[metric])) for r in records
              if isinstance(r.get(metric), (int, float)) and math.isfinite(r[metric])]
     best = (min if mode == 'min' else max)(curve, key=lambda p: p[1]) if curve else None
-    rows.append(Row(trial['name'], trial['overrides'], trials_lib.status(directory),
+    config = trials_lib.read_json(os.path.join(directory, 'config.json')) or {}  # the trial's resolved config
+    values = {key: trial['overrides'][key] if key in trial['overrides'] else _lookup(config, key)
+              for key in sweep['axes']}
+    rows.append(Row(trial['name'], values, trials_lib.status(directory),
                     records[-1].get('kimg') if records else None, curve[-1][1] if curve else None,
                     best[1] if best else None, best[0] if best else None, curve))
   sign = 1 if mode == 'min' else -1
   rows.sort(key=lambda r: (r.best is None, sign * r.best if r.best is not None else 0))
   return sweep['axes'], rows
+
+
+def _lookup(config: dict, key: str) -> Any:
+  """config['a']['b'] for 'a.b'; None where it is missing."""
+  for part in key.split('.'):
+    config = config.get(part) if isinstance(config, dict) else None
+  return config
 
 
 def _cell(value: Any) -> str:
@@ -61,7 +71,7 @@ def _cell(value: Any) -> str:
 def table(axes: list[str], rows: list[Row], metric: str) -> list[list[str]]:
   """Header and rows: trial, swept values, status, kimg, final and best metric, kimg of the best."""
   header = ['trial', *axes, 'status', 'kimg', f'{metric} final', f'{metric} best', 'best at kimg']
-  return [header] + [[r.name, *[_cell(r.overrides.get(a)) for a in axes], r.status, _cell(r.kimg), _cell(r.final),
+  return [header] + [[r.name, *[_cell(r.values.get(a)) for a in axes], r.status, _cell(r.kimg), _cell(r.final),
                       _cell(r.best), _cell(r.best_kimg)] for r in rows]
 
 
@@ -93,7 +103,7 @@ def plot(axes: list[str], rows: list[Row], metric: str, mode: str, out_dir: str)
   os.makedirs(out_dir, exist_ok=True)
   paths = []
   for key in axes:
-    values = [r.overrides.get(key) for r in measured]
+    values = [r.values.get(key) for r in measured]
     numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
     categories = sorted({str(v) for v in values})
     xs = values if numeric else [categories.index(str(v)) for v in values]
