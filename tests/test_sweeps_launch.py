@@ -113,7 +113,7 @@ def test_ctrl_c_then_rerun_resumes_exactly(data, one_device, tmp_path):
   second never starts. The re-run resumes the first and runs the second; the first ends bitwise where the same
   trial run without interruption ends (8x8 and 16x16, 24 steps)."""
   overrides = {'train.total_kimg': 0.192, 'train.checkpoint_kimg': 0.032, **data}
-  flags = [f'--compilation_cache_dir={tmp_path / "cache"}']
+  flags = [f'--compilation_cache_dir={tmp_path / "cache"}', '--verbosity=1']  # 1: the 'saving checkpoint' lines
   trials = [{'loss.r1_gamma': 1.0}, {'loss.r1_gamma': 2.0}]
   reference_dir = tmp_path / 'reference'
   assert sweep_main.main(['run', write_sweep(tmp_path / 'reference.py', overrides, trials[:1], flags),
