@@ -147,7 +147,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, allow_config_chang
     state, loop = steps.replicate(train_state.create_train_state(model, config.seed), mesh), LoopState()
 
   os.makedirs(os.path.join(workdir, 'samples'), exist_ok=True)
-  log = RunLog(workdir, start_nimg=loop.tick_start_nimg)  # the ticks logged after it are logged again
+  # The ticks logged after the open tick's start are logged again; the evaluations up to loop.nimg are kept.
+  log = RunLog(workdir, start_nimg=loop.tick_start_nimg, checkpoint_nimg=loop.nimg)
   cache = steps.StepCache(model, config, mesh, 1 if auto else accumulation_steps, memory_budget)
   # Jitted with replicated outputs: the fresh Adam states keep the shardings the compiled steps expect.
   reset_optimizers = jax.jit(train_state.reset_optimizers, out_shardings=steps.replicated(mesh), donate_argnums=0)

@@ -284,6 +284,28 @@ def read_events(directory: pathlib.Path):
   return events
 
 
+def test_a_resume_relogs_the_open_tick_and_keeps_the_evaluations_up_to_its_checkpoint(tmp_path):
+  """Resumed from a checkpoint at 112 images whose open tick started at 96: the tick records after 96 go (they are
+  logged again), the evaluation at 112 stays (it is not run again; e.g. a finished run extended), in metrics.jsonl
+  and in TensorBoard; the evaluation at 128, after the checkpoint, goes."""
+  log = run_log.RunLog(str(tmp_path))
+  for nimg, record in [(96, {'loss_D': 1.0}), (112, {'loss_D': 2.0}), (112, {'fd_domain': 50.0, 'metrics_sec': 1.0}),
+                       (128, {'fd_domain': 40.0, 'metrics_sec': 1.0})]:
+    log.write(nimg, record)
+  log.close()
+  log = run_log.RunLog(str(tmp_path), start_nimg=96, checkpoint_nimg=112)
+  log.write(128, {'loss_D': 3.0})
+  log.close()
+  records = [json.loads(line) for line in (tmp_path / 'metrics.jsonl').read_text().splitlines()]
+  assert [(r['kimg'], r.get('loss_D'), r.get('fd_domain')) for r in records] == [
+      (0.096, 1.0, None), (0.112, None, 50.0), (0.128, 3.0, None)]
+  events = read_events(tmp_path / 'tb')  # what the resumed writer logged after its purge of steps >= 97
+  purge = next(i for i, e in enumerate(events) if e.HasField('session_log'))
+  assert events[purge].step == 97
+  relogged = sorted((e.step, v.tag, v.simple_value) for e in events[purge + 1:] for v in e.summary.value)
+  assert relogged == [(112, 'fd_domain', 50.0), (112, 'metrics_sec', 1.0), (128, 'loss_D', 3.0)]
+
+
 def test_tensorboard_step_is_nimg_and_images_are_logged(tmp_path):
   log = run_log.RunLog(str(tmp_path))
   for nimg in (48, 96, 112):  # several records within one kimg: distinct steps
