@@ -166,18 +166,23 @@ def config_changes(saved: dict, config: dict) -> list[str]:
   return sorted(k for k in a.keys() | b.keys() if a.get(k, KeyError) != b.get(k, KeyError))
 
 
-def _is_safe(key: str) -> bool:
-  return any(key == s or key.startswith(s + '.') for s in SAFE_CHANGES)
+def _under(key: str, prefixes) -> bool:
+  """Whether dotted `key` is one of `prefixes` or below one of them."""
+  return any(key == p or key.startswith(p + '.') for p in prefixes)
+
+
+def _describe(keys: list[str], saved: dict, config: dict) -> str:
+  """'key (old -> new), ...' of changed keys between two config_dict()s."""
+  old, new = _flatten(saved), _flatten(config)
+  return ', '.join(f'{k} ({old.get(k, "unset")!r} -> {new.get(k, "unset")!r})' for k in keys)
 
 
 def check_config(saved: dict, config: dict, allow_changes: bool) -> list[str]:
   """The changed keys, if the resume may go on; raises ConfigChangeError (listing them) if not."""
   changes = config_changes(saved, config)
-  unsafe = [k for k in changes if not _is_safe(k)]
+  unsafe = [k for k in changes if not _under(k, SAFE_CHANGES)]
   if unsafe or (changes and not allow_changes):
-    old, new = _flatten(saved), _flatten(config)
-    described = ', '.join(f'{k} ({old.get(k, "unset")!r} -> {new.get(k, "unset")!r})' for k in changes)
-    message = f'the config differs from the checkpoint\'s: {described}.'
+    message = f'the config differs from the checkpoint\'s: {_describe(changes, saved, config)}.'
     if unsafe:
       message += (f' These change the run and can never change on resume: {", ".join(unsafe)} (start a new '
                   'workdir instead).')
@@ -442,13 +447,12 @@ def branch(source: str, config, sharding: jax.sharding.Sharding) -> tuple[Restor
     restored = load(workdir, step, sharding)
   except (FileNotFoundError, ValueError) as e:
     raise errors.UserError(f'--init_from={source}: {e}') from e
-  changes = config_changes(restored.meta['config'], config_dict(config))
-  if model_changes := [k for k in changes if k.startswith('model.')]:
-    old, new = _flatten(restored.meta['config']), _flatten(config_dict(config))
+  saved, new = restored.meta['config'], config_dict(config)
+  changes = config_changes(saved, new)
+  if model_changes := [k for k in changes if _under(k, ('model',))]:
     raise ConfigChangeError(f'--init_from={source}: a branch keeps the networks, but the config changes '
-                            + ', '.join(f'{k} ({old.get(k, "unset")!r} -> {new.get(k, "unset")!r})'
-                                        for k in model_changes))
-  if any(k == s or k.startswith(s + '.') for k in changes for s in _DATA_STREAM_KEYS):
+                            + _describe(model_changes, saved, new))
+  if any(_under(k, _DATA_STREAM_KEYS) for k in changes):
     restored.loop.update(stage=None, iterator=None)
   if 'seed' in changes:  # the new seed's randomness from here on: latents, noise, mixing
     rng = jax.device_put(jax.random.fold_in(jax.random.PRNGKey(config.seed), restored.step), sharding)
