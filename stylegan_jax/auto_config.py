@@ -41,7 +41,8 @@ def config_for_dataset(data: ml_collections.ConfigDict, *, label_size: int, devi
     phase = math.floor(CPU_STABLE_KIMG / n) / 2 if n else CPU_STABLE_KIMG
     minibatch = math.ceil(config.schedule.minibatch_base / num_devices) * num_devices
     config.schedule.update(lod_training_kimg=phase, lod_transition_kimg=phase, minibatch_base=minibatch,
-                           tick_kimg_base=2.0)
+                           G_lrate_base=0.002, D_lrate_base=0.002, tick_kimg_base=2.0)
+    config.schedule.G_lrate_dict, config.schedule.D_lrate_dict = {}, {}  # 0.002 at every stage
   else:
     tables = sorted(official.MINIBATCH)
     config = official.official_config(resolution, num_gpus=max([k for k in tables if k <= num_devices] or [1]),

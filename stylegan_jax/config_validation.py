@@ -73,12 +73,13 @@ def _flatten(tree: dict, prefix: str = '', tables: frozenset[str] = frozenset())
   return flat
 
 
+# Tables {resolution: value} (keys are the stage resolutions as strings): leaves of the schema, not sub-configs.
+TABLES = frozenset({'schedule.minibatch_dict', 'schedule.G_lrate_dict', 'schedule.D_lrate_dict',
+                    'schedule.tick_kimg_dict'})
+
+
 def _schema() -> dict[str, Any]:
-  return _flatten(default.get_config().to_dict())
-
-
-def _tables(schema: dict[str, Any]) -> frozenset[str]:
-  return frozenset(k for k, v in schema.items() if isinstance(v, dict))
+  return _flatten(default.get_config().to_dict(), tables=TABLES)
 
 
 def _unknown(key: str, schema: dict[str, Any]) -> errors.UsageError:
@@ -169,7 +170,7 @@ def _check_value(key: str, value: Any, expected: Any) -> str | None:
 def check_keys(config) -> None:
   """Raises UsageError naming the first key the default config does not define."""
   schema = _schema()
-  for key in _flatten(config.to_dict(), tables=_tables(schema)):
+  for key in _flatten(config.to_dict(), tables=TABLES):
     if key not in schema:
       raise _unknown(key, schema)
 
@@ -178,13 +179,12 @@ def check_override_keys(argv: Sequence[str], flag: str = 'config') -> None:
   """Refuses `--config.a.b=...` arguments whose key the default config does not define, before ml-collections
   parses them (it reports such a key as three chained tracebacks ending in `AttributeError: "'b'"`)."""
   schema = _schema()
-  tables = _tables(schema)
   known = set(schema) | {k.rsplit('.', i)[0] for k in schema for i in range(1, k.count('.') + 1)}
   for arg in argv:
     match = re.match(rf'^--?{re.escape(flag)}\.([^=\s]+)', arg)
     if match:
       key = match.group(1)
-      if key not in known and not any(key.startswith(t + '.') for t in tables):
+      if key not in known and not any(key.startswith(t + '.') for t in TABLES):
         raise _unknown(key, schema)
 
 
@@ -204,7 +204,7 @@ def validate(config, *, num_devices: int | None = None, accumulation_steps: int 
   """
   check_keys(config)
   schema = _schema()
-  values = _flatten(config.to_dict(), tables=_tables(schema))
+  values = _flatten(config.to_dict(), tables=TABLES)
   problems = [p for key, value in values.items() if (p := _check_value(key, value, schema[key])) is not None]
   if problems:
     raise errors.UsageError('invalid config value ' + '; '.join(problems))

@@ -167,9 +167,23 @@ def test_dry_run_prints_every_stage_and_writes_nothing(tmp_path):
   assert 'total_kimg: 0.3' in done.stdout
   rows = [line for line in done.stdout.splitlines() if line.startswith('| ') and 'x' in line.split('|')[1]]
   assert [r.split('|')[1].strip() for r in rows] == ['8x8', '16x16', '32x32'], done.stdout
-  assert '| 32x32 | 0.2 - 0.304 | 0.875 - 0 | 8 | 0.002 | 0.002 | 13 |' in done.stdout
+  assert '| 32x32 | 0.2 - 0.304 | 0.875 - 0 | 8 | 0.003 | 0.003 | 13 |' in done.stdout
   assert list(tmp_path.iterdir()) == []  # no workdir, no compile cache, nothing
 
+
+def test_cpu_devices_sets_the_device_count(tmp_path):
+  """--cpu_devices overrides the 8 forced host devices the suite's XLA_FLAGS ask for; a count that does not split
+  the minibatch is one line naming it."""
+  args = ['-m', 'stylegan_jax.main', '--config=default', f'--workdir={tmp_path / "run"}', '--dry_run']
+  done = python(*args, '--cpu_devices=2', cwd=tmp_path)
+  assert done.returncode == 0, done.stderr[-3000:]
+  assert 'timetable (2 cpu devices):' in done.stdout
+  done = python(*args, '--cpu_devices=3', cwd=tmp_path)
+  assert done.returncode == 2, done.stderr[-3000:]
+  assert done.stderr.strip().splitlines() == [
+      'error: the minibatch at 8x8 is 16, which does not divide across 3 devices: choose a multiple of 3 in '
+      'schedule.minibatch_dict/minibatch_base']
+  assert list(tmp_path.iterdir()) == []
 
 def test_unknown_override_is_one_line(tmp_path):
   done = python('-m', 'stylegan_jax.main', '--config', str(REPO / 'stylegan_jax/configs/smoke.py'),

@@ -27,12 +27,13 @@ def official_config(resolution: int, *, num_gpus: int = 8, total_kimg: float = 2
   config.model = ml_collections.ConfigDict(NetworkConfig(resolution=resolution, num_channels=3).to_dict())
   config.data.update(resolution=resolution, num_channels=3)
   minibatch_base, minibatch_dict = MINIBATCH[num_gpus]
-  config.schedule.update(
-      lod_initial_resolution=8, lod_training_kimg=600.0, lod_transition_kimg=600.0,
-      minibatch_base=minibatch_base, minibatch_dict={str(k): v for k, v in minibatch_dict.items()},
-      G_lrate_base=0.001, G_lrate_dict={str(k): v for k, v in LRATE.items()}, D_lrate_base=0.001,
-      D_lrate_dict={str(k): v for k, v in LRATE.items()}, tick_kimg_base=160.0,
-      tick_kimg_dict={str(k): float(v) for k, v in TICK_KIMG.items()})
+  config.schedule.update(lod_initial_resolution=8, lod_training_kimg=600.0, lod_transition_kimg=600.0,
+                         minibatch_base=minibatch_base, G_lrate_base=0.001, D_lrate_base=0.001, tick_kimg_base=160.0)
+  # The tables are assigned, not updated: update() would merge them with the quickstart's.
+  config.schedule.minibatch_dict = {str(k): v for k, v in minibatch_dict.items()}
+  config.schedule.G_lrate_dict = {str(k): v for k, v in LRATE.items()}
+  config.schedule.D_lrate_dict = {str(k): v for k, v in LRATE.items()}
+  config.schedule.tick_kimg_dict = {str(k): float(v) for k, v in TICK_KIMG.items()}
   # A checkpoint every 100 kimg (about an hour of 8-GPU work at 1024^2; official network snapshots: 10 ticks).
   config.loss.update(type='logistic_r1', r1_gamma=10.0, penalty_interval=1)
   config.train.update(total_kimg=float(total_kimg), mirror_augment=mirror_augment, G_smoothing_kimg=10.0,
