@@ -1,12 +1,12 @@
-"""The quickstart's domain FD against kimg and against wall-clock minutes: the old default and a new run.
+"""The quickstart's domain FD against kimg and against wall-clock minutes: earlier defaults and a new run.
 
-  python experiments/plot_quickstart.py workdir/quickstart --old docs/quickstart/old_default.csv \
-      --out docs/quickstart/fd_domain.png --table
+  python experiments/plot_quickstart.py workdir/quickstart --out docs/quickstart/fd_domain.png --table
 
 `workdir/quickstart` is a training workdir (its metrics.jsonl). A run's minutes count from its start, estimated
-from its first tick (that tick's images at its img/s, plus compilation). The old default's curve is a CSV of
-kimg, fd_domain, minutes (docs/quickstart/old_default.csv: the README's earlier run, its minutes estimated from
-that run's stage throughputs). --table prints the new run's evaluations as a markdown table.
+from its first tick (that tick's images at its img/s, plus compilation). Each --earlier LABEL=CSV is a curve of
+kimg, fd_domain, minutes_estimated (default: docs/quickstart/old_default.csv, the first default's run, its minutes
+estimated from its stage throughputs, and docs/quickstart/default_2026-12-02.csv, the README's table of that
+day's run). --table prints the new run's evaluations as a markdown table.
 """
 
 import argparse
@@ -20,6 +20,10 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 
 
+EARLIER = ['first default (2497d7b)=docs/quickstart/old_default.csv',
+           'default of 2026-12-02 (1 CPU device)=docs/quickstart/default_2026-12-02.csv']
+
+
 def read_run(workdir: str):
   """(kimg, minutes, record) of every fd_domain evaluation in workdir/metrics.jsonl."""
   records = [json.loads(line) for line in open(os.path.join(workdir, 'metrics.jsonl'))]
@@ -31,24 +35,29 @@ def read_run(workdir: str):
 def main():
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument('workdir')
-  parser.add_argument('--old', default='docs/quickstart/old_default.csv')
+  parser.add_argument('--earlier', action='append', metavar='LABEL=CSV',
+                      help='an earlier curve (repeatable; default: the two runs in docs/quickstart/)')
   parser.add_argument('--out', default='docs/quickstart/fd_domain.png')
   parser.add_argument('--label', default='new default')
   parser.add_argument('--table', action='store_true')
   args = parser.parse_args()
   new = read_run(args.workdir)
-  old = [(float(r['kimg']), float(r['minutes_estimated']), float(r['fd_domain'])) for r in csv.DictReader(open(args.old))]
-  fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
+  earlier = [spec.split('=', 1) for spec in args.earlier or EARLIER]
+  curves = [(label, [(float(r['kimg']), float(r['minutes_estimated']), float(r['fd_domain']))
+                     for r in csv.DictReader(open(path))]) for label, path in earlier]
+  fig, axes = plt.subplots(1, 2, figsize=(10, 4.0), sharey=True)
   for ax, x_index, xlabel in [(axes[0], 0, 'kimg'), (axes[1], 1, 'minutes of training (2 CPU cores)')]:
-    ax.plot([o[x_index] for o in old], [o[2] for o in old], 'o-', color='tab:gray', label='old default')
+    for (label, points), color in zip(curves, ('tab:gray', 'tab:orange', 'tab:green')):
+      ax.plot([p[x_index] for p in points], [p[2] for p in points], 'o-', color=color, label=label)
     ax.plot([n[x_index] for n in new], [n[2]['fd_domain'] for n in new], 'o-', color='tab:blue', label=args.label)
     ax.set_xlabel(xlabel)
     ax.set_yscale('log')
     ax.grid(True, which='both', alpha=0.3)
   axes[0].set_ylabel('fd_domain (5000 Gs images, lower is better)')
-  axes[0].legend()
+  handles, labels = axes[0].get_legend_handles_labels()
+  fig.legend(handles, labels, loc='lower center', ncol=len(labels), fontsize=9)
   fig.suptitle('Quickstart: domain FD at each stage\'s resolution (8x8, 16x16, 32x32)')
-  fig.tight_layout()
+  fig.tight_layout(rect=(0, 0.07, 1, 1))
   fig.savefig(args.out, dpi=100)
   print(f'wrote {args.out}')
   if args.table:

@@ -7,6 +7,9 @@ the learning rates.
   stylegan-jax train --config=default --workdir=workdir/quickstart30 --config.train.total_kimg=32   # ~16 min
   stylegan-jax sweep run experiments/sweeps/quickstart_32_branch.py --dir sweeps/q32 --parallel 2
   stylegan-jax sweep summary --dir sweeps/q32                                        # fd_domain: lower is better
+
+Ran at commit 4387581, when the default's learning rates were 0.002 at every stage (0.003 from 32x32 on
+since, from these results): check that commit out to rerun them as they ran.
 """
 
 from stylegan_jax import sweeps

@@ -4,6 +4,9 @@ a longer Gs average and minibatch 8.
 
   stylegan-jax sweep run experiments/sweeps/quickstart_32_branch_round2.py --dir sweeps/q32_round2 --parallel 2
   stylegan-jax sweep summary --dir sweeps/q32_round2
+
+Ran at commit 4387581, when the default's learning rates were 0.002 at every stage (0.003 from 32x32 on
+since, from these results): check that commit out to rerun them as they ran.
 """
 
 from stylegan_jax import sweeps

@@ -7,6 +7,9 @@ image at 50 kimg (rounds 1 and 2: learning rates 0.003, minibatch 8), each train
 
 The 2026-12-03 run continued rounds 1 and 2's trials from their 50-kimg checkpoints with total_kimg 100 (a resume
 is exact, so this is the same computation); results/quickstart_32_branch_to100/.
+
+Ran at commit 4387581, when the default's learning rates were 0.002 at every stage (0.003 from 32x32 on
+since, from these results): check that commit out to rerun them as they ran.
 """
 
 from stylegan_jax import sweeps
