@@ -28,7 +28,8 @@ def official_config(resolution: int, *, num_gpus: int = 8, total_kimg: float = 2
   config.data.update(resolution=resolution, num_channels=3)
   minibatch_base, minibatch_dict = MINIBATCH[num_gpus]
   config.schedule.update(lod_initial_resolution=8, lod_training_kimg=600.0, lod_transition_kimg=600.0,
-                         minibatch_base=minibatch_base, G_lrate_base=0.001, D_lrate_base=0.001, tick_kimg_base=160.0)
+                         minibatch_base=minibatch_base, G_lrate_base=0.001, D_lrate_base=0.001,
+                         tick_kimg_base=160.0)
   # The tables are assigned, not updated: update() would merge them with the quickstart's.
   config.schedule.minibatch_dict = {str(k): v for k, v in minibatch_dict.items()}
   config.schedule.G_lrate_dict = {str(k): v for k, v in LRATE.items()}
