@@ -35,6 +35,7 @@ logger = logging.getLogger(__name__)
 CLUSTERS = ('auto', 'slurm', 'ompi', 'gcetpu', 'gketpu', 'mpi4py')
 HEARTBEAT_TIMEOUT_S = 100  # JAX's default (jax.distributed.initialize)
 _KEY_TIMEOUT_MS = 300_000  # how long a process waits for the others' configs (JAX's initialization timeout)
+_EXIT_LINGER_S = 1.0  # process 0's wait after the others' exit keys (exit_after_error)
 _EXIT_GRACE_S = 5  # how long a failed process 0 waits for the others to fail too before it leaves
 
 
@@ -175,14 +176,18 @@ def exit_after_error(code: int) -> None:
   if not code or not jax.distributed.is_initialized():
     return
   client = jax_distributed.global_state.client
-  try:
-    client.key_value_set(f'stylegan_jax/exit/{jax.process_index()}', str(code))
-    deadline = time.time() + _EXIT_GRACE_S
-    for i in range(1, jax.process_count()) if jax.process_index() == 0 else ():
-      client.blocking_key_value_get(f'stylegan_jax/exit/{i}', max(1, int((deadline - time.time()) * 1000)))
-  except Exception:  # noqa: BLE001 (a process or the service is gone: nothing left to wait for)
-    pass
   sys.stdout.flush()
   sys.stderr.flush()
   logging.shutdown()
+  try:
+    client.key_value_set(f'stylegan_jax/exit/{jax.process_index()}', str(code))
+    if jax.process_index() == 0:
+      deadline = time.time() + _EXIT_GRACE_S
+      for i in range(1, jax.process_count()):
+        client.blocking_key_value_get(f'stylegan_jax/exit/{i}', max(1, int((deadline - time.time()) * 1000)))
+      # The others exit right after setting their key; once the service is gone, a process still alive is
+      # aborted by JAX's error polling (SIGABRT instead of its exit code), so give them that moment.
+      time.sleep(_EXIT_LINGER_S)
+  except Exception:  # noqa: BLE001 (a process or the service is gone: nothing left to wait for)
+    pass
   os._exit(code)
