@@ -52,6 +52,48 @@ def test_classifier_is_saved_with_its_record_and_reloaded(config, net, monkeypat
   np.testing.assert_array_equal(loaded(images), net(images))
 
 
+def test_packaged_classifier_is_used_for_the_same_data_without_training(config, tmp_path, monkeypatch):
+  """The shipped Fashion-MNIST classifier (the quickstart's 1000 steps) is taken, checksum-verified, on the data it
+  was trained on, and saved into the cache; it classifies the held-out test images as its record says."""
+  monkeypatch.setattr(classifier, 'train', lambda *a, **k: pytest.fail('trained although packaged'))
+  settings = classifier.TrainSettings(steps=1000)
+  net = classifier.load_or_train(config.data, str(tmp_path), settings)
+  (shipped,) = classifier.PACKAGED_DIR.iterdir()
+  assert net.record['packaged'] == shipped.name and net.checksum == classifier.load(shipped).checksum
+  assert net.record['fingerprint'] == Reals(config.data).fingerprint()
+  (cached,) = (tmp_path / 'classifiers').iterdir()
+  assert classifier.load(cached).checksum == net.checksum
+  reals = Reals(config.data)
+  labels = reals.read(32, 50000, 10000, labels=True)[1]
+  for r in (8, 16, 32):
+    accuracy = net.accuracy(reals.read(r, 50000, 10000), labels)
+    assert accuracy == pytest.approx(net.record['test_accuracy'][str(r)], abs=1e-4) and accuracy > 0.8
+
+
+def test_packaged_classifier_is_not_used_for_other_data_or_settings(config, net, tmp_path, monkeypatch):
+  """A packaged classifier whose data digest differs from the prepared data's, or of other settings, is ignored."""
+  packaged_dir = tmp_path / 'packaged'
+  settings = classifier.TrainSettings(steps=20)
+  wrong = classifier.DomainClassifier(jax.device_get(net.params), dict(net.record, data_digest='0' * 64))
+  classifier.save(wrong, packaged_dir / f'{Reals(config.data).name.replace("/", "_")}-{settings.key()}')
+  monkeypatch.setattr(classifier, 'PACKAGED_DIR', packaged_dir)
+  trained = []
+  monkeypatch.setattr(classifier, 'train', lambda reals, settings: trained.append(settings) or net)
+  classifier.load_or_train(config.data, str(tmp_path / 'cache_a'), settings)
+  classifier.load_or_train(config.data, str(tmp_path / 'cache_b'), classifier.TrainSettings(steps=21))
+  assert [s.steps for s in trained] == [20, 21]
+
+
+def test_data_digest_is_the_contents():
+  images = np.arange(2 * 4 * 4, dtype=np.uint8).reshape(2, 4, 4, 1)
+  labels = np.array([3, 1])
+  assert classifier.data_digest(images, labels) == classifier.data_digest(images.copy(), labels.astype(np.int32))
+  assert classifier.data_digest(images, labels) != classifier.data_digest(images, labels[::-1])
+  changed = images.copy()
+  changed[1, 2, 3, 0] += 1
+  assert classifier.data_digest(images, labels) != classifier.data_digest(changed, labels)
+
+
 def test_classifier_refuses_corrupt_weights(config, net, tmp_path):
   copy = tmp_path / 'copy'
   classifier.save(net, copy)

@@ -14,8 +14,15 @@ cost a training and a cache entry per level and give features that do not compar
 
 Cache. A trained classifier lives in `<cache_dir>/classifiers/<dataset>-<fingerprint>-<settings>/` as
 `params.npz` and `record.json` (format version, checksum = sha256 of the weights, and the training record:
-dataset, fingerprint, resolution, steps, batch size, seed, test accuracy per level, seconds). It is written into a
-temporary sibling directory and renamed into place. `load_or_train` loads it, or trains and saves it on first use.
+dataset, fingerprint, data digest, resolution, steps, batch size, seed, test accuracy per level, seconds). It is
+written into a temporary sibling directory and renamed into place. `load_or_train` loads it; on first use it takes
+the packaged classifier when one was trained on the same data with the same settings, else trains and saves one.
+
+Packaged. `stylegan_jax/metrics/classifiers/<dataset>-<settings>/` holds classifiers shipped with the package
+(Fashion-MNIST 32x32 at the quickstart's 1000 steps: the cache entry of `stylegan-jax metrics train-classifier`).
+One is used only when the digest of the data it was trained on (`data_digest`: the images and labels at its
+native level, in file order) equals the prepared dataset's: the same data prepared on any machine gets the same
+weights, so its domain metrics compare across machines and platforms, and a fresh machine skips the training.
 """
 
 import dataclasses
@@ -48,6 +55,7 @@ MAX_SIZE = 32          # native size cap
 MIN_TRAIN_LEVEL = 8    # the lowest level shown in training
 FEATURES = 128
 BATCH = 256            # images per compiled feature call
+PACKAGED_DIR = pathlib.Path(__file__).parent / 'classifiers'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,6 +116,14 @@ def _random_level(x: jax.Array, key: jax.Array, size: int) -> jax.Array:
   x = jnp.stack(versions)[choice, jnp.arange(n)]
   flip = jax.random.bernoulli(flip_key, 0.5, (n,))
   return jnp.where(flip[:, None, None, None], x[:, :, ::-1], x)
+
+
+def data_digest(images: np.ndarray, labels: np.ndarray) -> str:
+  """sha256 of uint8 images [N, S, S, C] and their labels [N] (as int64): the data's contents, not its files."""
+  digest = hashlib.sha256(f'{images.shape}:{images.dtype}'.encode())
+  digest.update(np.ascontiguousarray(images).tobytes())
+  digest.update(np.ascontiguousarray(labels, np.int64).tobytes())
+  return digest.hexdigest()
 
 
 def checksum(params) -> str:
@@ -207,7 +223,8 @@ def train(reals: Reals, settings: TrainSettings = TrainSettings()) -> DomainClas
                            f'classifier with batches of {settings.batch_size}')
   start = len(images) - num_test
   classifier = fit(images[:start], labels[:start], reals.num_classes, settings, resolution=reals.resolution)
-  classifier.record.update(dataset=reals.name, fingerprint=reals.fingerprint(), held_out=num_test)
+  classifier.record.update(dataset=reals.name, fingerprint=reals.fingerprint(), held_out=num_test,
+                           data_digest=data_digest(images, labels))
   accuracy = {str(size): classifier.accuracy(images[start:], labels[start:])}
   for r in (r for r in (8, 16) if r < size):
     accuracy[str(r)] = classifier.accuracy(reals.read(r, start, num_test), labels[start:])
@@ -218,6 +235,20 @@ def train(reals: Reals, settings: TrainSettings = TrainSettings()) -> DomainClas
 def _directory(cache_dir: str, reals: Reals, settings: TrainSettings) -> pathlib.Path:
   return pathlib.Path(cache_dir, 'classifiers',
                       f'{reals.name.replace("/", "_")}-{reals.fingerprint()}-{settings.key()}')
+
+
+def _packaged(reals: Reals, settings: TrainSettings) -> Optional[DomainClassifier]:
+  """The packaged classifier of this dataset and settings, if it was trained on exactly these images and labels."""
+  directory = PACKAGED_DIR / f'{reals.name.replace("/", "_")}-{settings.key()}'
+  if not directory.is_dir():
+    return None
+  packaged = load(directory)
+  images, labels = reals.read(packaged.size, labels=True)
+  if data_digest(images, labels) != packaged.record.get('data_digest'):
+    logger.info('the packaged classifier %s was trained on other data than %s', directory.name, reals.name)
+    return None
+  packaged.record.update(fingerprint=reals.fingerprint(), packaged=directory.name)
+  return packaged
 
 
 def save(classifier: DomainClassifier, directory: os.PathLike) -> None:
@@ -256,11 +287,17 @@ def load(directory: os.PathLike) -> DomainClassifier:
 
 def load_or_train(data_config, cache_dir: Optional[str] = None, settings: TrainSettings = TrainSettings(), *,
                   retrain: bool = False) -> DomainClassifier:
-  """The cached classifier of this dataset and settings; trained and saved first if there is none (or retrain)."""
+  """The cached classifier of this dataset and settings; on first use (or retrain) the packaged one for the same
+  data and settings, else one trained now, saved into the cache first."""
   reals = Reals(data_config)
   directory = _directory(cache_lib.resolve(cache_dir), reals, settings)
   if directory.exists() and not retrain:
     return load(directory)
+  packaged = None if retrain else _packaged(reals, settings)
+  if packaged is not None:
+    save(packaged, directory)
+    logger.info('domain classifier: the packaged %s (trained on the same data)', packaged.record['packaged'])
+    return packaged
   logger.info('training the domain classifier on %s (%d steps) into %s', reals.name, settings.steps, directory)
   classifier = train(reals, settings)
   save(classifier, directory)

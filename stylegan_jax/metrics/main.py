@@ -103,7 +103,7 @@ def cmd_train_classifier(args) -> None:
   record = net.record
   print(json.dumps(record))
   print(f'domain classifier for {record["dataset"]}: {record["settings"]["steps"]} steps in '
-        f'{record["train_seconds"]} s, test accuracy ' +
+        f'{record["train_seconds"]} s{" (packaged)" if "packaged" in record else ""}, test accuracy ' +
         ', '.join(f'{a:.4f} at {r}x{r}' for r, a in sorted(record['test_accuracy'].items(), key=lambda x: -int(x[0]))))
 
 
@@ -143,7 +143,7 @@ def _parser() -> argparse.ArgumentParser:
                  help='the moving average Gs (default) or the trained G (a workdir, or an artifact that has G)')
   p.add_argument('--checkpoint', type=int, help='a workdir\'s checkpoint step (images shown; default the newest)')
   p = add('train-classifier', cmd_train_classifier, 'train (or load) the domain classifier; prints its record')
-  p.add_argument('--retrain', action='store_true', help='train again even if cached')
+  p.add_argument('--retrain', action='store_true', help='train again even if cached or packaged')
   p = add('calibrate', cmd_calibrate, 'domain metrics of degraded real images')
   p.add_argument('--num', type=int, default=5000, help='images per set (default 5000)')
   p.add_argument('--resolution', type=int, help='level to compare at (default: full)')
