@@ -53,6 +53,8 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     'train.checkpoint_kimg': _NON_NEGATIVE, 'train.checkpoints_to_keep': _POSITIVE,
     'train.adam_epsilon_form': ((lambda v: v in ('tf', 'optax')), "'tf' or 'optax' (train_state.ADAM_EPSILON_FORMS)"),
     'train.compute_dtype': ((lambda v: v in ('float32', 'bfloat16')), "'float32' or 'bfloat16' (steps.COMPUTE_DTYPES)"),
+    'train.D_fused_downscale': ((lambda v: v in ('auto', 'always', 'never')),
+                                "'auto', 'always' or 'never' (steps.FUSED_DOWNSCALE)"),
 }
 # Rules by the key's last part, for keys without an entry in RULES (e.g. added by later features).
 SUFFIX_RULES: list[tuple[str, tuple[Callable[[Any], bool], str]]] = [

@@ -331,13 +331,14 @@ class DiscriminatorBlock(nn.Module):
   config: NetworkConfig
   res_log2: int
   dtype: DTypeLike = jnp.float32
+  fused_downscale: bool = False
 
   @nn.compact
   def __call__(self, x):
     cfg, r = self.config, self.res_log2
     x = Conv(cfg.nf(r - 1), use_wscale=cfg.use_wscale, dtype=self.dtype, name='Conv0')(x)
-    return Conv(cfg.nf(r - 2), use_wscale=cfg.use_wscale, down=True, fused=cfg.fused(r), blur=cfg.blur,
-                dtype=self.dtype, name='Conv1_down')(x)
+    return Conv(cfg.nf(r - 2), use_wscale=cfg.use_wscale, down=True, fused=cfg.fused(r) or self.fused_downscale,
+                blur=cfg.blur, dtype=self.dtype, name='Conv1_down')(x)
 
 
 class DiscriminatorEpilogue(nn.Module):
@@ -361,10 +362,13 @@ class Discriminator(nn.Module):
   """D_basic: images [N, res, res, num_channels] (+ labels) -> scores (logits) [N, 1].
 
   `res` may be any power of two from 4 to the full resolution (a progressive stage); `lod` (traced) blends
-  the top block with the next level's FromRGB, as the official linear structure does.
+  the top block with the next level's FromRGB, as the official linear structure does. `fused_downscale` computes
+  every block's conv + 2x2 box downsampling as the fused stride-2 4x4 conv, which the official code uses from
+  128² up: the same function (equal up to float rounding) with 2.25x fewer FLOPs, for any config.
   """
   config: NetworkConfig
   dtype: DTypeLike = jnp.float32
+  fused_downscale: bool = False
 
   @nn.compact
   def __call__(self, images, labels=None, lod=0.0):
@@ -377,7 +381,7 @@ class Discriminator(nn.Module):
     images = images.astype(jnp.float32)
     x = self._from_rgb(images, full_log2 - in_log2)
     for r in range(in_log2, 2, -1):
-      x = DiscriminatorBlock(cfg, r, self.dtype, name=f'{2 ** r}x{2 ** r}')(x)
+      x = DiscriminatorBlock(cfg, r, self.dtype, self.fused_downscale, name=f'{2 ** r}x{2 ** r}')(x)
       images = layers.downscale2d(images)
       x = layers.lerp_clip(x, self._from_rgb(images, full_log2 - r + 1), lod - (full_log2 - r))
     scores = DiscriminatorEpilogue(cfg, self.dtype, name='4x4')(x)

@@ -110,7 +110,7 @@ def test_unknown_keys_are_named():
   config_validation.check_override_keys(['--config.schedule.minibatch_dict.64=16', '--config.seed=3', '--workdir=x'])
   with pytest.raises(errors.UsageError) as raised:
     config_validation.check_override_keys(['--config.train.total_kimg=1', '--config.train.no_such_key=1'])
-  assert str(raised.value).startswith('unknown config key train.no_such_key: train has G_smoothing_kimg, ')
+  assert str(raised.value).startswith('unknown config key train.no_such_key: train has D_fused_downscale, ')
 
 
 # ---- Timetable -----------------------------------------------------------------------------------------------

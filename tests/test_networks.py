@@ -116,6 +116,21 @@ def test_stage_resolution_matches_full_resolution(tiny_variables, lod):
                              disc.apply(d, layers.upscale2d(images, factor), None, lod), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize('lod', [0.0, 0.5, 1.0])
+def test_fused_downscale_discriminator_is_the_same_function(tiny_variables, lod):
+  """fused_downscale (every conv + box downsampling as one stride-2 4x4 conv): the official D's scores and input
+  gradient up to float rounding, with the same parameters."""
+  _, d = tiny_variables
+  images = jax.random.uniform(jax.random.key(7), (4, 32, 32, 3), minval=-1, maxval=1)
+  score = lambda disc: jax.jit(jax.value_and_grad(lambda x: jnp.sum(disc.apply(d, x, None, lod))))(images)
+  official_score, official_grad = score(networks.Discriminator(TINY))
+  fused_score, fused_grad = score(networks.Discriminator(TINY, fused_downscale=True))
+  np.testing.assert_allclose(fused_score, official_score, rtol=1e-5)
+  np.testing.assert_allclose(fused_grad, official_grad, rtol=1e-4, atol=1e-6 * np.abs(official_grad).max())
+  assert not TINY.fused(5) and 'stride = [2, 2]' in jax.jit(
+      lambda x: networks.Discriminator(TINY, fused_downscale=True).apply(d, x, None, lod)).lower(images).as_text()
+
+
 def test_truncation_identities(tiny_variables):
   g, _ = tiny_variables
   g = jax.tree_util.tree_map(lambda x: x, g)

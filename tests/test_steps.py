@@ -236,6 +236,37 @@ def test_gs_rampup_in_the_d_step():
     np.testing.assert_allclose(out, g + (s - g) * 0.5, rtol=1e-6, atol=1e-6)
 
 
+def test_fused_downscale_only_where_no_penalty_and_trains_the_same():
+  """train.D_fused_downscale='always': the G step and the D step without R1 run D's fused stride-2 conv, the R1
+  step the separate form; the run matches 'never' up to float rounding ('auto' is 'always' on CPU)."""
+  mesh = steps.make_mesh(jax.devices()[:1])
+  model = NetworkConfig(**{**MODEL.to_dict(), 'mbstd_group_size': 0})
+  images = batches(model, 3, 8)
+
+  def run(mode):
+    config = run_config(style_mixing_prob=0.0, D_fused_downscale=mode)
+    config.loss.penalty_interval = 2
+    pair = steps.build_stage_steps(model, config, 16, 8, mesh)
+    state = initial_state(model, mesh)
+    labels = steps.shard_batch(np.zeros((8, 0), np.float32), mesh)
+    args = (steps.shard_batch(images[0], mesh), labels, jnp.float32(0.5), jnp.float32(0.002))
+    strided = {name: 'stride = [2, 2]' in step.lower(state, *args[(name == 'g_step'):]).as_text()
+               for name, step in (('d_step', pair.d_step), ('d_step_plain', pair.d_step_plain),
+                                  ('g_step', pair.g_step))}
+    for d_count, batch in enumerate(images):
+      state, _ = pair.d_step_for(d_count)(state, steps.shard_batch(batch, mesh), *args[1:])
+      state, _ = pair.g_step(state, *args[1:])
+    return jax.device_get(state), strided
+
+  fused, fused_strided = run('always')
+  separate, separate_strided = run('never')
+  assert fused_strided == {'d_step': False, 'd_step_plain': True, 'g_step': True}
+  assert separate_strided == {'d_step': False, 'd_step_plain': False, 'g_step': False}
+  assert steps.fused_downscale(run_config(D_fused_downscale='auto').train) == (jax.default_backend() == 'cpu')
+  for a, b in zip(jax.tree_util.tree_leaves_with_path(fused), jax.tree_util.tree_leaves_with_path(separate)):
+    np.testing.assert_allclose(a[1], b[1], rtol=1e-4, atol=2e-5, err_msg=jax.tree_util.keystr(a[0]))
+
+
 @pytest.mark.parametrize('loss_type', ['logistic_r1', pytest.param('wgan_gp', marks=pytest.mark.slow)])  # CI budget
 def test_lazy_penalty_every_kth_step_k_times_as_strong(loss_type):
   """penalty_interval=3: D steps 0 and 3 after an optimizer reset use the penalty x3, steps 1 and 2 none; the run
