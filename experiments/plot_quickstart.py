@@ -5,8 +5,8 @@
 `workdir/quickstart` is a training workdir (its metrics.jsonl). A run's minutes count from its start, estimated
 from its first tick (that tick's images at its img/s, plus compilation). Each --earlier LABEL=CSV is a curve of
 kimg, fd_domain, minutes_estimated (default: docs/quickstart/old_default.csv, the first default's run, its minutes
-estimated from its stage throughputs, and docs/quickstart/default_2026-12-02.csv, the README's table of that
-day's run). --table prints the new run's evaluations as a markdown table.
+estimated from its stage throughputs, and docs/quickstart/default_2026-12-0[23].csv, the README's tables of those
+days' runs). --table prints the new run's evaluations as a markdown table.
 """
 
 import argparse
@@ -21,7 +21,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 
 EARLIER = ['first default (2497d7b)=docs/quickstart/old_default.csv',
-           'default of 2026-12-02 (1 CPU device)=docs/quickstart/default_2026-12-02.csv']
+           'default of 2026-12-02 (1 CPU device)=docs/quickstart/default_2026-12-02.csv',
+           'default of 2026-12-03 (4860316, 2 CPU devices)=docs/quickstart/default_2026-12-03.csv']
 
 
 def read_run(workdir: str):
@@ -47,7 +48,7 @@ def main():
                      for r in csv.DictReader(open(path))]) for label, path in earlier]
   fig, axes = plt.subplots(1, 2, figsize=(10, 4.0), sharey=True)
   for ax, x_index, xlabel in [(axes[0], 0, 'kimg'), (axes[1], 1, 'minutes of training (2 CPU cores)')]:
-    for (label, points), color in zip(curves, ('tab:gray', 'tab:orange', 'tab:green')):
+    for (label, points), color in zip(curves, ('tab:gray', 'tab:orange', 'tab:green', 'tab:purple')):
       ax.plot([p[x_index] for p in points], [p[2] for p in points], 'o-', color=color, label=label)
     ax.plot([n[x_index] for n in new], [n[2]['fd_domain'] for n in new], 'o-', color='tab:blue', label=args.label)
     ax.set_xlabel(xlabel)

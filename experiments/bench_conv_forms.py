@@ -1,0 +1,145 @@
+"""Ways to compute the quickstart's convolutions on this platform, timed side by side in one run.
+
+  python experiments/bench_conv_forms.py [--reps 20]
+
+Each form computes the same function as the network's (checked: max relative difference printed); times are the
+best of 3 runs of `--reps` calls of a jitted gradient, in ms, for batch 16 at the quickstart's shapes:
+- 3x3 convs (4 layers + lrelu): XLA's conv in NHWC/HWIO (the networks'), NHWC/OHWI, NCHW/OIHW, and as im2col
+  (9 shifted copies concatenated, one matmul);
+- G's 2x upsampling + 3x3 conv: the separate form (nearest upsampling, then the conv; the networks' below 128²),
+  the fused transposed stride-2 conv (the official form from 128², with the kernel rotated to give the same
+  function) and a phase form (one 2x2 conv with 4x the output channels, then depth-to-space);
+- D's 3x3 conv + 2x2 box downsampling: the separate form, the fused stride-2 4x4 conv (official from 128²;
+  train.D_fused_downscale) and a phase form (space-to-depth, then one 2x2 conv).
+`grad` differentiates sum(y²) by the weights (a training step's first order), `r1` adds the squared input
+gradient (R1's double backward).
+"""
+
+import argparse
+import time
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from stylegan_jax import layers
+
+_NHWC = ('NHWC', 'HWIO', 'NHWC')
+
+
+def conv_layout(dimension_numbers, x_layout, w_layout):
+  def conv(x, w):
+    y = lax.conv_general_dilated(jnp.transpose(x, x_layout), jnp.transpose(w, w_layout), (1, 1), 'SAME',
+                                 dimension_numbers=dimension_numbers)
+    return jnp.transpose(y, [x_layout.index(i) for i in range(4)])
+  return conv
+
+
+def conv_im2col(x, w):
+  n, h, wd, c = x.shape
+  xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+  cols = jnp.concatenate([xp[:, i:i + h, j:j + wd] for i in range(3) for j in range(3)], axis=-1)
+  return (cols.reshape(-1, 9 * c) @ w.reshape(9 * c, -1)).reshape(n, h, wd, -1)
+
+
+def up_separate(x, w):
+  return layers.upscale2d_conv2d(x, w, fused=False)
+
+
+def up_fused(x, w):
+  return layers.upscale2d_conv2d(x, w[::-1, ::-1], fused=True)  # the fused form of the rotated kernel
+
+
+def up_phases(x, w):
+  """Output rows 2k-1 (phase 1) and 2k (phase 0) read input rows k-1, k: phase 1 with taps (w0+w1, w2), phase 0
+  with (w0, w1+w2); the same per column. One 2x2 conv (padding 1) gives all four phases as channels."""
+  n, h, wd, c = x.shape
+  o = w.shape[-1]
+  taps = lambda v, axis: (jnp.stack([v.take(0, axis) + v.take(1, axis), v.take(2, axis)], axis),
+                          jnp.stack([v.take(0, axis), v.take(1, axis) + v.take(2, axis)], axis))
+  kernel = jnp.stack([jnp.stack(taps(rows, 1), -2) for rows in taps(w, 0)], -3)  # [2, 2, C, 2, 2, O]
+  y = lax.conv_general_dilated(x, kernel.reshape(2, 2, c, 4 * o), (1, 1), ((1, 1), (1, 1)), dimension_numbers=_NHWC)
+  y = y.reshape(n, h + 1, wd + 1, 2, 2, o).transpose(0, 1, 3, 2, 4, 5).reshape(n, 2 * h + 2, 2 * wd + 2, o)
+  return y[:, 1:-1, 1:-1]
+
+
+def down_separate(x, w):
+  return layers.conv2d_downscale2d(x, w, fused=False)
+
+
+def down_fused(x, w):
+  return layers.conv2d_downscale2d(x, w, fused=True)
+
+
+def down_phases(x, w):
+  """The fused 4x4 kernel over rows 2i-1..2i+2 is a 2x2 kernel over the space-to-depth blocks of x padded by 1."""
+  n, h, wd, c = x.shape
+  w4 = jnp.pad(w, ((1, 1), (1, 1), (0, 0), (0, 0)))
+  w4 = (w4[1:, 1:] + w4[:-1, 1:] + w4[1:, :-1] + w4[:-1, :-1]) * 0.25
+  kernel = w4.reshape(2, 2, 2, 2, c, -1).transpose(0, 2, 1, 3, 4, 5).reshape(2, 2, 4 * c, -1)
+  xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+  blocks = xp.reshape(n, h // 2 + 1, 2, wd // 2 + 1, 2, c).transpose(0, 1, 3, 2, 4, 5)
+  return lax.conv_general_dilated(blocks.reshape(n, h // 2 + 1, wd // 2 + 1, 4 * c), kernel, (1, 1), 'VALID',
+                                  dimension_numbers=_NHWC)
+
+
+def stack(conv):
+  def layers4(x, w):  # w: [4, 3, 3, C, C]
+    for i in range(w.shape[0]):
+      x = jax.nn.leaky_relu(conv(x, w[i]), 0.2)
+    return x
+  return layers4
+
+
+CASES = [
+    ('3x3 convs 32² x32', (16, 32, 32, 32), (4, 3, 3, 32, 32), {
+        'NHWC/HWIO': stack(conv_layout(_NHWC, (0, 1, 2, 3), (0, 1, 2, 3))),
+        'NHWC/OHWI': stack(conv_layout(('NHWC', 'OHWI', 'NHWC'), (0, 1, 2, 3), (3, 0, 1, 2))),
+        'NCHW/OIHW': stack(conv_layout(('NCHW', 'OIHW', 'NCHW'), (0, 3, 1, 2), (3, 2, 0, 1))),
+        'im2col': stack(conv_im2col)}),
+    ('3x3 convs 16² x64', (16, 16, 16, 64), (4, 3, 3, 64, 64), {
+        'NHWC/HWIO': stack(conv_layout(_NHWC, (0, 1, 2, 3), (0, 1, 2, 3))), 'im2col': stack(conv_im2col)}),
+    ('G up 16²->32² 64->32', (16, 16, 16, 64), (3, 3, 64, 32),
+     {'separate': up_separate, 'fused': up_fused, 'phases': up_phases}),
+    ('D down 32²->16² 32->64', (16, 32, 32, 32), (3, 3, 32, 64),
+     {'separate': down_separate, 'fused': down_fused, 'phases': down_phases}),
+    ('D down 16²->8² 64->128', (16, 16, 16, 64), (3, 3, 64, 128),
+     {'separate': down_separate, 'fused': down_fused, 'phases': down_phases}),
+]
+
+
+def best_ms(fn, args, reps: int) -> float:
+  jax.block_until_ready(fn(*args))
+  times = []
+  for _ in range(3):
+    start = time.perf_counter()
+    for _ in range(reps):
+      out = fn(*args)
+    jax.block_until_ready(out)
+    times.append((time.perf_counter() - start) / reps)
+  return 1e3 * min(times)
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument('--reps', type=int, default=20)
+  args = parser.parse_args()
+  print(f'{jax.devices()[0].device_kind}, jax {jax.__version__}\n')
+  print('| shapes | form | max rel. difference | grad ms | r1 ms |\n|---|---|---|---|---|')
+  for name, x_shape, w_shape, forms in CASES:
+    x = jax.random.normal(jax.random.key(0), x_shape)
+    w = 0.1 * jax.random.normal(jax.random.key(1), w_shape)
+    reference = None
+    for form, f in forms.items():
+      y = f(x, w)
+      reference = y if reference is None else reference
+      difference = float(jnp.abs(y - reference).max() / jnp.abs(reference).max())
+      loss = lambda w, x, f=f: jnp.sum(jnp.square(f(x, w)))
+      grad = jax.jit(jax.grad(loss))
+      r1 = jax.jit(jax.grad(lambda w, x: loss(w, x) + jnp.sum(jnp.square(jax.grad(loss, argnums=1)(w, x)))))
+      print(f'| {name} | {form} | {difference:.1e} | {best_ms(grad, (w, x), args.reps):.2f} | '
+            f'{best_ms(r1, (w, x), args.reps):.2f} |', flush=True)
+
+
+if __name__ == '__main__':
+  main()
