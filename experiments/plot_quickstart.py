@@ -5,8 +5,8 @@
 `workdir/quickstart` is a training workdir (its metrics.jsonl). A run's minutes count from its start, estimated
 from its first tick (that tick's images at its img/s, plus compilation). Each --earlier LABEL=CSV is a curve of
 kimg, fd_domain, minutes_estimated (default: docs/quickstart/old_default.csv, the first default's run, its minutes
-estimated from its stage throughputs, and docs/quickstart/default_2026-12-0[23].csv, the README's tables of those
-days' runs). --table prints the new run's evaluations as a markdown table.
+estimated from its stage throughputs, and the fresh-clone run in default_2026-12-03.csv; default_2026-12-02.csv
+is the one-device default's). --table prints the new run's evaluations as a markdown table.
 """
 
 import argparse
@@ -21,7 +21,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 
 EARLIER = ['first default (2497d7b)=docs/quickstart/old_default.csv',
-           'default of 2026-12-02 (1 CPU device)=docs/quickstart/default_2026-12-02.csv',
            'default of 2026-12-03 (4860316, 2 CPU devices)=docs/quickstart/default_2026-12-03.csv']
 
 
