@@ -287,8 +287,8 @@ def load(directory: os.PathLike) -> DomainClassifier:
 
 def load_or_train(data_config, cache_dir: Optional[str] = None, settings: TrainSettings = TrainSettings(), *,
                   retrain: bool = False) -> DomainClassifier:
-  """The cached classifier of this dataset and settings; on first use (or retrain) the packaged one for the same
-  data and settings, else one trained now, saved into the cache first."""
+  """The cached classifier of this dataset and settings; on first use the packaged one for the same data and
+  settings, else (and with retrain) one trained now; either is saved into the cache first."""
   reals = Reals(data_config)
   directory = _directory(cache_lib.resolve(cache_dir), reals, settings)
   if directory.exists() and not retrain:
