@@ -158,3 +158,12 @@ def test_sweep_file_config_beside_it_and_invalid_ones_refused(tmp_path, capsys):
   assert status['state'] == 'failed' and 'loss.r1_gamma=-1.0: must be a number >= 0' in status['error']
   with pytest.raises(errors.UsageError, match='has no get_sweep'):
     sweeps.load(str(tmp_path / 'mine.py'))
+
+
+@pytest.mark.parametrize('sweep_file', sorted((pathlib.Path(__file__).resolve().parents[1] / 'experiments' /
+                                               'sweeps').glob('*.py')), ids=lambda p: p.name)
+def test_shipped_sweep_files_expand_into_valid_trials(sweep_file, tmp_path):
+  """Every sweep file in experiments/sweeps/ loads, and each of its trials' configs validates (keys and values)."""
+  sweep = sweeps.load(str(sweep_file))
+  trials, invalid = trials_lib.prepare(sweep, str(sweep_file), str(tmp_path), 'python')
+  assert trials and not invalid
