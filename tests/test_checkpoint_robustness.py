@@ -2,7 +2,7 @@
 
 import errno
 import functools
-import os
+import shutil
 import subprocess
 import time
 
@@ -53,24 +53,20 @@ def tmpfs(tmp_path):
   subprocess.run(['umount', '-l', str(mountpoint)], check=True)
 
 
-def used_bytes(path) -> int:
-  stat = os.statvfs(path)
-  return (stat.f_blocks - stat.f_bfree) * stat.f_frsize
-
-
 def test_disk_full_stops_at_once_with_one_message(tmpfs, caplog):
   """A real ENOSPC in Orbax's background save: one CheckpointSaveError at the next check, no Orbax traceback
   logged, and the earlier checkpoints restore. The tmpfs shrinks to what checkpoints 8 and 16 use plus half of
   one checkpoint, measured here (page sizes and Orbax's file layout differ between machines)."""
+  state = random_state(NetworkConfig.from_dict(smoke.get_config().model))
   ckpts = save_states(tmpfs, smoke.get_config(), [8])
   ckpts._manager.wait_until_finished()
-  one_checkpoint = used_bytes(tmpfs)
-  save(ckpts, random_state(NetworkConfig.from_dict(smoke.get_config().model)), 16)
+  one_checkpoint = shutil.disk_usage(tmpfs).used
+  save(ckpts, state, 16)
   ckpts._manager.wait_until_finished()  # 16 is complete: the space check before 24 sees the real free space
   ckpts.check()
-  size_kib = (used_bytes(tmpfs) + one_checkpoint // 2) // 1024
+  size_kib = (shutil.disk_usage(tmpfs).used + one_checkpoint // 2) // 1024
   subprocess.run(['mount', '-o', f'remount,size={size_kib}k', str(tmpfs)], check=True)
-  save(ckpts, random_state(NetworkConfig.from_dict(smoke.get_config().model)), 24)
+  save(ckpts, state, 24)
   with pytest.raises(checkpoint.CheckpointSaveError) as failure:
     for _ in range(1000):  # the save fails in the background; a check after one of the next steps reports it
       ckpts.check()

@@ -14,6 +14,7 @@ from stylegan_jax import errors, sweeps
 from stylegan_jax.sweeps import main as sweep_main
 from stylegan_jax.sweeps import trials as trials_lib
 
+REPO = pathlib.Path(__file__).resolve().parents[1]
 R1 = sweeps.axis('loss.r1_gamma', [1, 5])
 LAYERS = sweeps.axis('model.mapping_layers', [2, 4, 8])
 
@@ -160,8 +161,7 @@ def test_sweep_file_config_beside_it_and_invalid_ones_refused(tmp_path, capsys):
     sweeps.load(str(tmp_path / 'mine.py'))
 
 
-@pytest.mark.parametrize('sweep_file', sorted((pathlib.Path(__file__).resolve().parents[1] / 'experiments' /
-                                               'sweeps').glob('*.py')), ids=lambda p: p.name)
+@pytest.mark.parametrize('sweep_file', sorted((REPO / 'experiments' / 'sweeps').glob('*.py')), ids=lambda p: p.name)
 def test_shipped_sweep_files_expand_into_valid_trials(sweep_file, tmp_path):
   """Every sweep file in experiments/sweeps/ loads, and each of its trials' configs validates (keys and values)."""
   sweep = sweeps.load(str(sweep_file))
