@@ -51,6 +51,8 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     'train.style_mixing_prob': _UNIT, 'train.image_snapshot_ticks': _POSITIVE,
     'train.grid_size': ((lambda v: len(v) == 2 and all(x > 0 for x in v)), '(columns, rows), two integers > 0'),
     'train.checkpoint_kimg': _NON_NEGATIVE, 'train.checkpoints_to_keep': _POSITIVE,
+    'train.adam_betas': ((lambda v: len(v) == 2 and all(0 <= b < 1 for b in v)),
+                         '(beta1, beta2), two numbers in [0, 1)'),
     'train.adam_epsilon_form': ((lambda v: v in ('tf', 'optax')), "'tf' or 'optax' (train_state.ADAM_EPSILON_FORMS)"),
     'train.compute_dtype': ((lambda v: v in ('float32', 'bfloat16')), "'float32' or 'bfloat16' (steps.COMPUTE_DTYPES)"),
     'train.D_fused_downscale': ((lambda v: v in ('auto', 'always', 'never')),

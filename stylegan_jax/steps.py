@@ -37,7 +37,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from stylegan_jax import accumulation, layers, losses, networks, stage_params
 from stylegan_jax.network_config import NetworkConfig
-from stylegan_jax.train_state import TrainState, adam, create_train_state
+from stylegan_jax.train_state import OFFICIAL_ADAM_BETAS, TrainState, adam, create_train_state
 
 logger = logging.getLogger(__name__)
 AXIS = 'batch'
@@ -168,7 +168,7 @@ def build_stage_steps(model: NetworkConfig, config, resolution: int, global_batc
     raise ValueError(f'minibatch {global_batch} at {resolution}x{resolution} does not divide across '
                      f'{num_devices} devices' + (f' x {accumulation_steps} micro-batches' if accumulation_steps > 1
                                                  else ''))
-  optimizer = adam(train.adam_epsilon_form)
+  optimizer = adam(train.adam_epsilon_form, tuple(train.get('adam_betas', OFFICIAL_ADAM_BETAS)))
   penalty_interval = int(loss_config.get('penalty_interval', 1))
   if penalty_interval < 1:
     raise ValueError(f'loss.penalty_interval must be a positive integer, got {penalty_interval}')

@@ -12,6 +12,7 @@ from stylegan_jax.network_config import NetworkConfig
 
 
 ADAM_EPSILON_FORMS = ('tf', 'optax')
+OFFICIAL_ADAM_BETAS = (0.0, 0.99)  # train.py's G_opt/D_opt: beta1=0.0, beta2=0.99, epsilon=1e-8
 
 
 def scale_by_tf_adam(b1: float, b2: float, eps: float) -> optax.GradientTransformation:
@@ -36,16 +37,18 @@ def scale_by_tf_adam(b1: float, b2: float, eps: float) -> optax.GradientTransfor
   return optax.GradientTransformation(init, update)
 
 
-def adam(epsilon_form: str = 'tf') -> optax.GradientTransformation:
-  """The official Adam (beta1 0, beta2 0.99, eps 1e-8) without the learning rate (a traced step argument).
+def adam(epsilon_form: str = 'tf', betas: tuple[float, float] = OFFICIAL_ADAM_BETAS) -> optax.GradientTransformation:
+  """Adam without the learning rate (a traced step argument); by default the official one (betas 0, 0.99, eps 1e-8).
 
   `epsilon_form` (config train.adam_epsilon_form): 'tf' is TensorFlow's formula, as the official code trains;
-  'optax' is optax.scale_by_adam (eps after bias correction). Both keep the same state.
+  'optax' is optax.scale_by_adam (eps after bias correction). Both keep the same state, whatever the `betas`
+  (config train.adam_betas: (beta1, beta2)).
   """
+  b1, b2 = (float(b) for b in betas)
   if epsilon_form == 'tf':
-    return scale_by_tf_adam(b1=0.0, b2=0.99, eps=1e-8)
+    return scale_by_tf_adam(b1=b1, b2=b2, eps=1e-8)
   if epsilon_form == 'optax':
-    return optax.scale_by_adam(b1=0.0, b2=0.99, eps=1e-8)
+    return optax.scale_by_adam(b1=b1, b2=b2, eps=1e-8)
   raise errors.UsageError(f'train.adam_epsilon_form must be \'tf\' or \'optax\', got {epsilon_form!r}')
 
 

@@ -46,6 +46,7 @@ BAD_VALUES = [
     ('train.mirror_augment', 1, 'train.mirror_augment=1: must be True or False'),
     ('model.mapping_layers', 2.5, 'model.mapping_layers=2.5: must be an integer'),
     ('train.grid_size', (8,), 'train.grid_size=(8,): must be (columns, rows), two integers > 0'),
+    ('train.adam_betas', (0.0, 1.0), 'train.adam_betas=(0.0, 1.0): must be (beta1, beta2), two numbers in [0, 1)'),
     ('loss.type', 'hinge', "loss.type='hinge': must be 'logistic_r1' or 'wgan_gp'"),
     ('model.fused_scale', 'yes', "model.fused_scale='yes': must be True, False or 'auto'"),
     ('schedule.minibatch_dict', {'16': 0}, "schedule.minibatch_dict={'16': 0}: must map stage resolutions"),
@@ -191,8 +192,8 @@ def test_unknown_override_is_one_line(tmp_path):
   assert done.returncode == 2
   assert done.stderr.strip().splitlines() == [
       'error: unknown config key train.r1_gama: did you mean loss.r1_gamma? train has D_fused_downscale, '
-      'G_smoothing_kimg, G_smoothing_rampup, adam_epsilon_form, checkpoint_kimg, checkpoints_to_keep, compile_ahead, '
-      'compute_dtype, dlatent_avg_beta, grid_seed, grid_size, image_snapshot_ticks, '
+      'G_smoothing_kimg, G_smoothing_rampup, adam_betas, adam_epsilon_form, checkpoint_kimg, checkpoints_to_keep, '
+      'compile_ahead, compute_dtype, dlatent_avg_beta, grid_seed, grid_size, image_snapshot_ticks, '
       'min_minibatch_per_device, mirror_augment, style_mixing_prob, total_kimg']
   assert list(tmp_path.iterdir()) == []
 

@@ -21,6 +21,7 @@ COMMON = {
     'loss.r1_gamma': 10.0,
     'loss.lod_scaled_penalty': True,        # R1 on upscaled reals, reproduced at native resolution (spec §4)
     'train.adam_epsilon_form': 'tf',        # tf.train.AdamOptimizer(beta1=0, beta2=0.99, epsilon=1e-8)
+    'train.adam_betas': (0.0, 0.99),
     'train.G_smoothing_kimg': 10.0,
     'train.dlatent_avg_beta': 0.995,
     'train.style_mixing_prob': 0.9,

@@ -166,6 +166,23 @@ def test_gs_moving_average_and_copied_buffers():
   assert np.any(new.G['stats']['dlatent_avg'] != 0)  # updated with beta 0.995 by G's pass
 
 
+def test_steps_use_the_configured_adam_betas():
+  """train.adam_betas reaches the steps' Adam (one optimizer serves D and G): after the first D step mu = (1 - beta1) g
+  and nu = (1 - beta2) g^2 of the same gradient, so (0.5, 0.999) against the official (0, 0.99) halves mu and
+  divides nu by 10."""
+  mesh = steps.make_mesh(jax.devices()[:1])
+  images = batches(MODEL, 1, 8)
+  official, _ = train_steps(MODEL, run_config(), mesh, images, [0.0])
+  other, _ = train_steps(MODEL, run_config(adam_betas=(0.5, 0.999)), mesh, images, [0.0])
+  mu, other_mu = (jax.tree_util.tree_leaves(state.D_opt.mu) for state in (official, other))
+  nu, other_nu = (jax.tree_util.tree_leaves(state.D_opt.nu) for state in (official, other))
+  assert any(np.any(a != 0) for a in mu)
+  for a, b in zip(mu, other_mu):
+    np.testing.assert_allclose(b, 0.5 * a, rtol=1e-5, atol=1e-12)
+  for a, b in zip(nu, other_nu):
+    np.testing.assert_allclose(b, 0.1 * a, rtol=1e-5, atol=1e-20)
+
+
 @pytest.mark.parametrize('lod,cur_layers', [(0.0, 8), (0.5, 8), (1.0, 6), (2.7, 4)])
 def test_style_mixing_crossover_bounds(lod, cur_layers):
   model = NetworkConfig(**{**MODEL.to_dict(), 'resolution': 32})

@@ -43,6 +43,18 @@ def test_tf_adam_matches_the_closed_form(b1):
   assert int(state.count) == len(GRADS)
 
 
+@pytest.mark.parametrize('epsilon_form', train_state.ADAM_EPSILON_FORMS)
+def test_adam_takes_the_configured_betas(epsilon_form):
+  """train.adam_betas reaches the update: (0.5, 0.999) against the closed form (ordinary gradients, where the two
+  epsilon forms agree), and the official (0, 0.99) by default."""
+  grads = GRADS[:, :1]
+  got, _ = run(train_state.adam(epsilon_form, (0.5, 0.999)), grads)
+  np.testing.assert_allclose(got, tf_adam_reference(grads, b1=0.5, b2=0.999), rtol=2e-5)
+  official, _ = run(train_state.adam(epsilon_form), grads)
+  np.testing.assert_allclose(official, tf_adam_reference(grads), rtol=2e-5)
+  assert np.abs(got - official).max() > 0.1
+
+
 def test_tf_and_optax_forms_differ_for_tiny_gradients():
   """At g = 1e-7 TF's first update is sqrt(1-b2)·g/(sqrt(1-b2)·|g| + eps) = 0.5, optax's g/(|g| + eps) ~ 0.91."""
   tf_form, _ = run(train_state.adam('tf'), GRADS)

@@ -57,6 +57,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.train = ml_collections.ConfigDict(dict(
       total_kimg=100.0,
       adam_epsilon_form='tf',     # Adam's eps as TF adds it (train_state.adam); 'optax': optax.scale_by_adam
+      adam_betas=(0.0, 0.99),     # Adam's (beta1, beta2), the official values
       G_smoothing_kimg=1.0,       # Gs half-life in kimg (official: 10, for runs of 25000 kimg)
       G_smoothing_rampup=0.05,    # > 0: the half-life is at most this x images shown (a deviation; StyleGAN2-ADA: 0.05)
       dlatent_avg_beta=0.995,

@@ -39,7 +39,7 @@ def official_config(resolution: int, *, num_gpus: int = 8, total_kimg: float = 2
   config.loss.update(type='logistic_r1', r1_gamma=10.0, penalty_interval=1)
   config.train.update(total_kimg=float(total_kimg), mirror_augment=mirror_augment, G_smoothing_kimg=10.0,
                       G_smoothing_rampup=0.0, style_mixing_prob=0.9, dlatent_avg_beta=0.995,
-                      adam_epsilon_form='tf', grid_size=(8, 4), checkpoint_kimg=100.0)
+                      adam_epsilon_form='tf', adam_betas=(0.0, 0.99), grid_size=(8, 4), checkpoint_kimg=100.0)
   # fid50k as NVIDIA's train.py: at every network snapshot (10 ticks: 10 x the final resolution's tick) and at the
   # end, on full-resolution images. It needs the FID Inception weights: --config.metrics.inception_path=FILE
   # (training refuses to start without them; --config.metrics.names="()" trains without metrics).
