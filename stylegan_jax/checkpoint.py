@@ -158,7 +158,7 @@ def _flatten(tree: dict, prefix: str = '') -> dict[str, Any]:
 # reads then, the behaviour of those runs): such a run resumes under a new config without a change to allow.
 ADDED_KEYS = {'loss.penalty_interval': 1, 'train.G_smoothing_rampup': 0.0, 'train.min_minibatch_per_device': 0,
               'train.compute_dtype': 'float32', 'train.compile_ahead': True, 'train.D_fused_downscale': 'never',
-              'train.adam_betas': list(train_state.OFFICIAL_ADAM_BETAS)}
+              'train.adam_betas': list(train_state.OFFICIAL_ADAM_BETAS), 'schedule.lrate_rampdown_kimg': 0.0}
 
 
 def config_changes(saved: dict, config: dict) -> list[str]:

@@ -42,6 +42,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     'schedule.minibatch_base': _POSITIVE, 'schedule.minibatch_dict': _POSITIVE,
     'schedule.G_lrate_base': _POSITIVE, 'schedule.G_lrate_dict': _POSITIVE, 'schedule.D_lrate_base': _POSITIVE,
     'schedule.D_lrate_dict': _POSITIVE, 'schedule.lrate_rampup_kimg': _NON_NEGATIVE,
+    'schedule.lrate_rampdown_kimg': _NON_NEGATIVE,
     'schedule.tick_kimg_base': _POSITIVE, 'schedule.tick_kimg_dict': _POSITIVE,
     'loss.type': ((lambda v: v in LOSSES), ' or '.join(repr(t) for t in LOSSES)),
     'loss.r1_gamma': _NON_NEGATIVE, 'loss.wgan_lambda': _NON_NEGATIVE, 'loss.wgan_target': _POSITIVE,

@@ -40,9 +40,14 @@ def training_schedule(nimg: int, *, resolution: int, lod_initial_resolution: int
                       lod_training_kimg: float = 600, lod_transition_kimg: float = 600,
                       minibatch_base: int = 16, minibatch_dict: Mapping = (), G_lrate_base: float = 0.001,
                       G_lrate_dict: Mapping = (), D_lrate_base: float = 0.001, D_lrate_dict: Mapping = (),
-                      lrate_rampup_kimg: float = 0, tick_kimg_base: float = 160,
-                      tick_kimg_dict: Mapping = ()) -> Schedule:
-  """The schedule after `nimg` images for a dataset of `resolution`; arguments as in the official loop."""
+                      lrate_rampup_kimg: float = 0, lrate_rampdown_kimg: float = 0, tick_kimg_base: float = 160,
+                      tick_kimg_dict: Mapping = (), total_kimg: float | None = None) -> Schedule:
+  """The schedule after `nimg` images for a dataset of `resolution`; arguments as in the official loop.
+
+  `lrate_rampdown_kimg` > 0 (a deviation; the official loop has none) ramps the learning rates linearly to 0 over
+  the last `lrate_rampdown_kimg` of a run of `total_kimg`; it applies only where `total_kimg` is given (the
+  training loop), since the stages and minibatches do not depend on it.
+  """
   minibatch_dict, tick_kimg_dict = dict(minibatch_dict), dict(tick_kimg_dict)
   G_lrate_dict, D_lrate_dict = dict(G_lrate_dict), dict(D_lrate_dict)
   kimg = nimg / 1000.0
@@ -60,14 +65,18 @@ def training_schedule(nimg: int, *, resolution: int, lod_initial_resolution: int
   if lrate_rampup_kimg > 0:
     rampup = min(kimg / lrate_rampup_kimg, 1.0)
     G_lrate, D_lrate = G_lrate * rampup, D_lrate * rampup
+  if lrate_rampdown_kimg > 0 and total_kimg is not None:
+    rampdown = min(max((total_kimg - kimg) / lrate_rampdown_kimg, 0.0), 1.0)
+    G_lrate, D_lrate = G_lrate * rampdown, D_lrate * rampdown
   return Schedule(kimg=kimg, lod=lod, resolution=stage, minibatch=int(_lookup(minibatch_dict, stage, minibatch_base)),
                   G_lrate=float(G_lrate), D_lrate=float(D_lrate),
                   tick_kimg=float(_lookup(tick_kimg_dict, stage, tick_kimg_base)))
 
 
-def schedule_from_config(nimg: int, sched_config, resolution: int) -> Schedule:
-  """`training_schedule` with the keyword arguments of `config.schedule`."""
-  return training_schedule(nimg, resolution=resolution, **dict(sched_config))
+def schedule_from_config(nimg: int, sched_config, resolution: int, total_kimg: float | None = None) -> Schedule:
+  """`training_schedule` with the keyword arguments of `config.schedule`; with `total_kimg` (the run's
+  train.total_kimg) the learning rates include the ramp-down of `schedule.lrate_rampdown_kimg`."""
+  return training_schedule(nimg, resolution=resolution, total_kimg=total_kimg, **dict(sched_config))
 
 
 def next_stage(nimg: int, sched_config, resolution: int, total_nimg: int) -> Schedule | None:

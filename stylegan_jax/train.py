@@ -236,7 +236,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, allow_config_chang
   try:
     with preemption.StopSignal() as stop:
       while loop.nimg < total_nimg:
-        sched = schedule.schedule_from_config(loop.nimg, config.schedule, model.resolution)
+        sched = schedule.schedule_from_config(loop.nimg, config.schedule, model.resolution, config.train.total_kimg)
         if iterator is None or sched.resolution != loop.stage:
           if iterator is not None:
             iterator.close()

@@ -32,6 +32,7 @@ COMMON = {
     'schedule.G_lrate_base': 0.001,
     'schedule.D_lrate_base': 0.001,
     'schedule.lrate_rampup_kimg': 0.0,
+    'schedule.lrate_rampdown_kimg': 0.0,
     'schedule.tick_kimg_base': 160.0,
     'model.mapping_layers': 8,
     'model.latent_size': 512,

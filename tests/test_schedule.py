@@ -1,5 +1,7 @@
 """The progressive schedule against the official FFHQ timetable (spec §5)."""
 
+import dataclasses
+
 import pytest
 
 from stylegan_jax.configs import default, ffhq1024
@@ -89,3 +91,17 @@ def test_minibatch_floor_raises_small_stages_with_sqrt_learning_rates():
   assert '1024' not in cfg.schedule.minibatch_dict and cfg.schedule.minibatch_base == 32  # the input is unchanged
   assert schedule.with_minibatch_floor(raised, 64) is raised  # applied again: nothing to raise
   assert schedule.with_minibatch_floor(cfg, 8) is cfg  # 8 GPUs: every official stage has >= 4 per device
+
+
+def test_learning_rates_ramp_down_linearly_over_the_run_end():
+  cfg = default.get_config()
+  cfg.schedule.lrate_rampdown_kimg = 40.0
+  at = lambda kimg, total=100.0: schedule.schedule_from_config(kimg * 1000, cfg.schedule, 32, total)
+  # (kimg, learning rate): the stage's own (0.002 at 16x16, 0.003 at 32x32) until 60 kimg, then linearly to 0
+  for kimg, lrate in [(15, 0.002), (50, 0.003), (60, 0.003), (70, 0.00225), (90, 0.00075), (100, 0.0)]:
+    s = at(kimg)
+    assert s.G_lrate == s.D_lrate == pytest.approx(lrate)
+  assert at(90, total=200.0).G_lrate == pytest.approx(0.003)  # a longer run ramps down later
+  unramped = schedule.schedule_from_config(90_000, cfg.schedule, 32)  # without the run's length: the stage's rates
+  assert unramped.G_lrate == pytest.approx(0.003) and unramped == dataclasses.replace(at(90), G_lrate=0.003,
+                                                                                     D_lrate=0.003)

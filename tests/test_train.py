@@ -112,3 +112,16 @@ def test_a_failed_compile_ahead_is_raised_at_the_stage_switch(config, tmp_path, 
   assert raised.value is error
   records = records_without_times(tmp_path)
   assert [r['resolution'] for r in records] == [8, 8] and records[-1]['kimg'] == pytest.approx(0.072)
+
+
+def test_the_loop_trains_with_the_ramped_down_learning_rates(config, tmp_path):
+  config = config.copy_and_resolve_references()
+  config.train.total_kimg = 0.064  # 8 steps of 8 images at 8x8 (learning rates 0.002), a record every 2
+  config.schedule.update(tick_kimg_base=0.016, lrate_rampdown_kimg=0.032)
+  train.train(config, str(tmp_path))
+  records = [r for r in records_without_times(tmp_path) if 'G_lrate' in r]
+  # each record holds the rates of its tick's last step, which starts 8 images before the record's kimg
+  expected = [0.002 * min((0.064 - (r['kimg'] - 0.008)) / 0.032, 1.0) for r in records]
+  assert [r['kimg'] for r in records] == pytest.approx([0.016, 0.032, 0.048, 0.064])
+  assert [r['G_lrate'] for r in records] == pytest.approx(expected)
+  assert [r['D_lrate'] for r in records] == pytest.approx([0.002, 0.002, 0.0015, 0.0005])

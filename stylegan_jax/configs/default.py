@@ -40,8 +40,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.schedule = ml_collections.ConfigDict(dict(
       lod_initial_resolution=8, lod_training_kimg=10.0, lod_transition_kimg=10.0,
       minibatch_base=16, minibatch_dict={}, G_lrate_base=0.003, G_lrate_dict={'8': 0.002, '16': 0.002},
-      D_lrate_base=0.003, D_lrate_dict={'8': 0.002, '16': 0.002}, lrate_rampup_kimg=0.0, tick_kimg_base=4.0,
-      tick_kimg_dict={}))
+      D_lrate_base=0.003, D_lrate_dict={'8': 0.002, '16': 0.002}, lrate_rampup_kimg=0.0,
+      lrate_rampdown_kimg=0.0,  # > 0: learning rates fall linearly to 0 over the run's last kimg (a deviation)
+      tick_kimg_base=4.0, tick_kimg_dict={}))
 
   # Losses (losses.py). 'logistic_r1': non-saturating logistic G loss, D with R1 on reals (official FFHQ,
   # gamma 10; at gamma 1 the quickstart dropped classes in its 16² stage: README "Quickstart recipe").
