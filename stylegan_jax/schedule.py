@@ -45,8 +45,9 @@ def training_schedule(nimg: int, *, resolution: int, lod_initial_resolution: int
   """The schedule after `nimg` images for a dataset of `resolution`; arguments as in the official loop.
 
   `lrate_rampdown_kimg` > 0 (a deviation; the official loop has none) ramps the learning rates linearly to 0 over
-  the last `lrate_rampdown_kimg` of a run of `total_kimg`; it applies only where `total_kimg` is given (the
-  training loop), since the stages and minibatches do not depend on it.
+  the last `lrate_rampdown_kimg` of a run of `total_kimg` (a run resumed with a larger total_kimg ramps down later);
+  it applies only where `total_kimg` is given (the training loop), since the stages and minibatches do not depend
+  on it.
   """
   minibatch_dict, tick_kimg_dict = dict(minibatch_dict), dict(tick_kimg_dict)
   G_lrate_dict, D_lrate_dict = dict(G_lrate_dict), dict(D_lrate_dict)
