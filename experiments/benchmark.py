@@ -5,11 +5,14 @@
   python experiments/benchmark.py --train official:1024@32 --sample official:1024@32     # on a GPU
   python experiments/benchmark.py --train --sample --count official:256@8,1024@4 --assume-tflops 100  # FLOPs only
   python experiments/benchmark.py --train --sample --count official:1024@4 --memory   # + compiled memory
+  python experiments/benchmark.py --cpu_devices 2 --train quickstart:8,16,32 --sample   # as ./run.sh train steps
 
 A row spec is CONFIG:RES[@MINIBATCH],... with CONFIG `quickstart` (configs/default.py), `official`
 (configs/ffhq1024.py with its 1-GPU minibatches: the 1024² networks trained at stage RES) or a config file; MINIBATCH defaults to the
 schedule's at that stage. Everything runs on one device (numbers are per device), float32 at the backend's default
-matmul precision, with synthetic inputs (the input pipeline has its own benchmark).
+matmul precision, with synthetic inputs (the input pipeline has its own benchmark). With `--cpu_devices N` the
+training rows step data-parallel over N CPU devices of the process as `train --cpu_devices=N` does (all sharing
+the machine's cores): img/s and FLOP/s are then the whole CPU's, memory per device.
 
 Protocol: the device's peak is measured first in the same run (a large 3x3 convolution and a large matmul);
 each training row compiles the stage's steps as training does (compile s: all D and G steps, with the platform's
@@ -102,10 +105,11 @@ def measure_peak(seconds: float) -> dict[str, float]:
   return peak
 
 
-def stage_steps(config, resolution: int, minibatch: int):
-  """(model, mesh, the schedule at the stage's first step, minibatch, the stage's StageSteps) on one device."""
+def stage_steps(config, resolution: int, minibatch: int, num_devices: int = 1):
+  """(model, mesh, the schedule at the stage's first step, minibatch, the stage's StageSteps) on the first
+  `num_devices` devices."""
   model = NetworkConfig.from_dict(config.model)
-  mesh = steps.make_mesh(jax.devices()[:1])
+  mesh = steps.make_mesh(jax.devices()[:num_devices])
   nimg = 0
   while schedule.schedule_from_config(nimg, config.schedule, model.resolution).resolution < resolution:
     nimg += 100
@@ -114,11 +118,11 @@ def stage_steps(config, resolution: int, minibatch: int):
   return model, mesh, sched, batch, steps.build_stage_steps(model, config, resolution, batch, mesh)
 
 
-def pair_flops(d_step, d_step_plain, g_step, penalty_interval: int) -> float:
+def pair_flops(d_step, d_step_plain, g_step, penalty_interval: int, num_devices: int = 1) -> float:
   """FLOP of one D + G step pair averaged over a lazy-R1 cycle (R1 in one of every `penalty_interval` D steps),
-  from lowered or compiled steps."""
+  from lowered or compiled steps, on all `num_devices` devices (XLA counts one device's program)."""
   d_flops = flops(d_step) + (penalty_interval - 1) * flops(d_step_plain) if penalty_interval > 1 else flops(d_step)
-  return d_flops / penalty_interval + flops(g_step)
+  return (d_flops / penalty_interval + flops(g_step)) * num_devices
 
 
 def memory_mib(stage: steps.StageSteps) -> float:
@@ -126,11 +130,11 @@ def memory_mib(stage: steps.StageSteps) -> float:
   return max(accumulation.step_bytes(c) for c in (stage.d_step, stage.d_step_plain, stage.g_step)) / 2 ** 20
 
 
-def count_train(config, resolution: int, minibatch: int, memory: bool) -> dict:
+def count_train(config, resolution: int, minibatch: int, memory: bool, num_devices: int = 1) -> dict:
   """FLOP per image of a stage's step pair from the lowered (not run) steps: any size, any device. Unoptimised
   HLO: fusion does not change the count, which matches the compiled one within a few percent. With `memory`, the
   steps are also compiled for XLA's memory estimate (and the compile seconds)."""
-  model, mesh, _, batch, pair = stage_steps(config, resolution, minibatch)
+  model, mesh, _, batch, pair = stage_steps(config, resolution, minibatch, num_devices)
   result = {}
   if memory:
     start = time.perf_counter()
@@ -140,12 +144,13 @@ def count_train(config, resolution: int, minibatch: int, memory: bool) -> dict:
   d_step = pair.d_step.lower(state, images, labels, scalar, scalar)
   d_step_plain = pair.d_step_plain.lower(state, images, labels, scalar, scalar) if pair.penalty_interval > 1 \
       else d_step
-  total = pair_flops(d_step, d_step_plain, pair.g_step.lower(state, labels, scalar, scalar), pair.penalty_interval)
+  total = pair_flops(d_step, d_step_plain, pair.g_step.lower(state, labels, scalar, scalar), pair.penalty_interval,
+                     num_devices)
   return dict(gflop_per_img=total / batch / 1e9, penalty_interval=pair.penalty_interval, batch=batch, **result)
 
 
-def bench_train(config, resolution: int, minibatch: int, seconds: float) -> dict:
-  model, mesh, sched, batch, pair = stage_steps(config, resolution, minibatch)
+def bench_train(config, resolution: int, minibatch: int, seconds: float, num_devices: int = 1) -> dict:
+  model, mesh, sched, batch, pair = stage_steps(config, resolution, minibatch, num_devices)
   state = steps.replicate(train_state.create_train_state(model, 0), mesh)
   rs = np.random.RandomState(0)
   images = steps.shard_batch(rs.randint(0, 256, (batch, resolution, resolution, model.num_channels), np.uint8), mesh)
@@ -158,7 +163,7 @@ def bench_train(config, resolution: int, minibatch: int, seconds: float) -> dict
   compile_s = time.perf_counter() - start
 
   cycle = [pair.d_step] + [pair.d_step_plain] * (pair.penalty_interval - 1)
-  total_flops = pair_flops(pair.d_step, pair.d_step_plain, pair.g_step, pair.penalty_interval)
+  total_flops = pair_flops(pair.d_step, pair.d_step_plain, pair.g_step, pair.penalty_interval, num_devices)
 
   def run_cycle():
     nonlocal state
@@ -226,7 +231,12 @@ def main():
                       help='with --count: also compile the steps for their memory (minutes for large stages on a CPU)')
   parser.add_argument('--preset', choices=sorted(PRESETS), help='default: cpu on a CPU, else accelerator')
   parser.add_argument('--seconds', type=float, default=10.0, help='minimum timed seconds per row')
+  parser.add_argument('--cpu_devices', type=int, default=0,
+                      help='training and count rows data-parallel over this many CPU devices (as train --cpu_devices)')
   args = parser.parse_args()
+  if args.cpu_devices:
+    jax.config.update('jax_num_cpu_devices', args.cpu_devices)  # before anything starts JAX's backends
+  num_devices = max(args.cpu_devices, 1)
   preset = PRESETS[args.preset or ('cpu' if jax.default_backend() == 'cpu' else 'accelerator')]
   train_rows = parse_rows(preset['train'] if args.train is None else args.train)
   sample_rows = parse_rows(preset['sample'] if args.sample is None else args.sample)
@@ -236,7 +246,10 @@ def main():
   except errors.UserError as e:
     parser.error(str(e))
   device = jax.devices()[0]
-  print(f'{device.platform} ({device.device_kind}), jax {jax.__version__}, commit {commit()}, '
+  if args.cpu_devices and device.platform != 'cpu':
+    parser.error(f'--cpu_devices is for CPU runs; this one runs on {device.platform}')
+  print(f'{device.platform} ({device.device_kind}{f" x {num_devices} devices" if num_devices > 1 else ""}), '
+        f'jax {jax.__version__}, commit {commit()}, '
         f'{datetime.date.today().isoformat()}; XLA_FLAGS={os.environ.get("XLA_FLAGS", "")!r}', flush=True)
   if train_rows or sample_rows:
     peak = measure_peak(args.seconds / 2)
@@ -246,7 +259,7 @@ def main():
     print('|---|---|---|---|---|---|---|---|---|---|')
   for kind, rows, fn in (('train', train_rows, bench_train), ('sample', sample_rows, bench_sample)):
     for name, resolution, batch in rows:
-      r = fn(loaded[name], resolution, batch, args.seconds)
+      r = fn(loaded[name], resolution, batch, args.seconds, **({'num_devices': num_devices} if kind == 'train' else {}))
       gflops = r['img_per_s'] * r['gflop_per_img']
       label = kind + (f' (R1 every {r["penalty_interval"]})' if r.get('penalty_interval', 1) > 1 else '')
       print(f'| {label} | {name} | {resolution}² | {r["batch"]} | {r["compile_s"]:.1f} | '
@@ -259,7 +272,7 @@ def main():
     print(f'\n| count | config | res | minibatch | GFLOP/img (lowered){extra} |')
     print('|---|---|---|---|---|' + '---|' * extra.count('|'))
     for name, resolution, batch in count_rows:
-      r = count_train(loaded[name], resolution, batch, args.memory)
+      r = count_train(loaded[name], resolution, batch, args.memory, num_devices)
       label = 'train' + (f' (R1 every {r["penalty_interval"]})' if r['penalty_interval'] > 1 else '')
       cells = ([f'{args.assume_tflops * 1e3 / r["gflop_per_img"]:.3g}'] if args.assume_tflops else []) + (
           [f'{r["compile_s"]:.1f}', f'{r["memory_mib"]:.0f}'] if args.memory else [])

@@ -53,3 +53,16 @@ def test_table_on_the_smoke_config():
   (count,) = [line.split('|')[1:-1] for line in counted.splitlines() if line.startswith('| train')]
   assert float(count[4]) == pytest.approx(float(rows[0][6]), rel=0.1)
   assert float(count[6]) == pytest.approx(float(rows[0][9]), rel=0.01, abs=1)  # the same compiled steps' memory
+
+
+def test_data_parallel_rows_count_every_device():
+  """With --cpu_devices 2 each device lowers half the minibatch: the FLOP per image of the whole step pair are the
+  one-device count's (XLA's cost analysis sees one device's program)."""
+  def count(*extra):
+    out = subprocess.run([sys.executable, SCRIPT, '--train', '--sample', '--count', 'smoke:16', *extra],
+                         capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    (row,) = [line.split('|')[1:-1] for line in out.splitlines() if line.startswith('| train')]
+    return out.splitlines()[0], float(row[4])
+  (one_header, one), (two_header, two) = count(), count('--cpu_devices', '2')
+  assert 'x 2 devices' in two_header and 'devices' not in one_header
+  assert two == pytest.approx(one, rel=0.02)
