@@ -27,6 +27,7 @@ synthesis with random noise).
 
 import argparse
 import datetime
+import functools
 import os
 import statistics
 import subprocess
@@ -234,6 +235,8 @@ def main():
   parser.add_argument('--cpu_devices', type=int, default=0,
                       help='training and count rows data-parallel over this many CPU devices (as train --cpu_devices)')
   args = parser.parse_args()
+  if args.cpu_devices < 0:
+    parser.error(f'--cpu_devices must be >= 0, got {args.cpu_devices}')
   if args.cpu_devices:
     jax.config.update('jax_num_cpu_devices', args.cpu_devices)  # before anything starts JAX's backends
   num_devices = max(args.cpu_devices, 1)
@@ -257,9 +260,10 @@ def main():
     print('| work | config | res | minibatch | compile s | img/s | GFLOP/img | GFLOP/s | of peak: conv / matmul '
           '| MiB (XLA) |')
     print('|---|---|---|---|---|---|---|---|---|---|')
-  for kind, rows, fn in (('train', train_rows, bench_train), ('sample', sample_rows, bench_sample)):
+  for kind, rows, fn in (('train', train_rows, functools.partial(bench_train, num_devices=num_devices)),
+                         ('sample', sample_rows, bench_sample)):
     for name, resolution, batch in rows:
-      r = fn(loaded[name], resolution, batch, args.seconds, **({'num_devices': num_devices} if kind == 'train' else {}))
+      r = fn(loaded[name], resolution, batch, args.seconds)
       gflops = r['img_per_s'] * r['gflop_per_img']
       label = kind + (f' (R1 every {r["penalty_interval"]})' if r.get('penalty_interval', 1) > 1 else '')
       print(f'| {label} | {name} | {resolution}² | {r["batch"]} | {r["compile_s"]:.1f} | '
