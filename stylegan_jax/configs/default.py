@@ -63,7 +63,8 @@ def get_config() -> ml_collections.ConfigDict:
       G_smoothing_rampup=0.05,    # > 0: the half-life is at most this x images shown (a deviation; StyleGAN2-ADA: 0.05)
       dlatent_avg_beta=0.995,
       style_mixing_prob=0.9,
-      mirror_augment=True,
+      mirror_augment=False,       # Fashion-MNIST is not mirror-symmetric (its shoes all face left): mirrored
+                                  # reals score fd_domain 378, half of them mirrored 107 (README "Quickstart recipe")
       min_minibatch_per_device=0,  # > 0: raise smaller stage minibatches to this x devices, lr x sqrt (a deviation)
       compute_dtype='float32',    # 'bfloat16': G's and D's convs and dense matmuls in bf16 (GPU/TPU), all else float32
       compile_ahead=True,         # compile the next stage's steps in the background while a stage trains
