@@ -159,6 +159,7 @@ def test_domain_fd_separates_real_blur_and_one_class(config, net):
   fd = {k: r['fd_domain'] for k, r in rows.items()}
   assert fd['real vs real'] < fd['blur 1 px'] < fd['one class'] and fd['real vs real'] < fd['noise 10']
   assert fd['blur 0.5 px'] < fd['blur 1 px']
+  assert fd['real vs real'] < fd['half mirrored'] < fd['mirrored']
   assert rows['one class']['coverage_classes'] < rows['real vs real']['coverage_classes']
   assert rows['real vs real']['kid_domain'] < rows['one class']['kid_domain']
 

@@ -6,6 +6,8 @@ disjoint records of the same level and compares them with it:
   real vs real      the next `num` records, unchanged (the floor of the metric at this `num`)
   blur 0.5 / 1 px   Gaussian blur with sigma 0.5 and 1 pixel (scipy.ndimage.gaussian_filter over H and W)
   noise 10          additive Gaussian noise of standard deviation 10 (uint8 levels)
+  mirrored          every image flipped left-right (what mirror augmentation adds to the data a GAN learns)
+  half mirrored     a random half of them flipped (the distribution a mirror-augmented GAN learns)
   half the classes  only records of classes 0 .. K/2 - 1
   one class         only records of class 0
 
@@ -27,11 +29,16 @@ def conditions(images: np.ndarray, labels: np.ndarray, num_classes: int, num: in
   """[(condition, uint8 images)] from disjoint real images [M, H, W, C] with labels [M]."""
   base = images[:num].astype(np.float64)
   rng = np.random.RandomState(seed)
+  noise = rng.normal(0, 10, base.shape)
+  flip = rng.rand(num) < 0.5
+  mirrored = images[:num, :, ::-1]
   return [
       ('real vs real', images[:num]),
       ('blur 0.5 px', _uint8(scipy.ndimage.gaussian_filter(base, sigma=(0, 0.5, 0.5, 0)))),
       ('blur 1 px', _uint8(scipy.ndimage.gaussian_filter(base, sigma=(0, 1.0, 1.0, 0)))),
-      ('noise 10', _uint8(base + rng.normal(0, 10, base.shape))),
+      ('noise 10', _uint8(base + noise)),
+      ('mirrored', mirrored),
+      ('half mirrored', np.where(flip[:, None, None, None], mirrored, images[:num])),
       ('half the classes', images[labels < num_classes // 2][:num]),
       ('one class', images[labels == 0][:num]),
   ]
