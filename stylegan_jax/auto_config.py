@@ -11,7 +11,9 @@ device:
   gpu, tpu   the official setup (configs/official.py) for the device count (its 1/2/4/8-GPU minibatch tables,
              rounded up to a multiple of the devices): official networks, learning rates, ticks and losses;
              600-kimg phases from 8x8.
-The run is twice as long as the growing (total_kimg = 4 n P): ~100 kimg on CPU, as the quickstart.
+The run is twice as long as the growing (total_kimg = 4 n P): ~100 kimg on CPU, as the quickstart. Mirror
+augmentation is off on every device (a folder's content may not be left-right symmetric: mirroring Fashion-MNIST
+costs the quickstart most of its domain FD); `--config.train.mirror_augment=True` suits faces, as FFHQ's config.
 Any value can still be overridden (`--config.train.total_kimg=300`).
 """
 
@@ -46,7 +48,7 @@ def config_for_dataset(data: ml_collections.ConfigDict, *, label_size: int, devi
   else:
     tables = sorted(official.MINIBATCH)
     config = official.official_config(resolution, num_gpus=max([k for k in tables if k <= num_devices] or [1]),
-                                      mirror_augment=True)
+                                      mirror_augment=False)
     rounded = {k: math.ceil(v / num_devices) * num_devices for k, v in config.schedule.minibatch_dict.items()}
     config.schedule.update(minibatch_base=math.ceil(config.schedule.minibatch_base / num_devices) * num_devices,
                            minibatch_dict=rounded)
@@ -77,6 +79,8 @@ def describe(config: ml_collections.ConfigDict, device_kind: str) -> str:
       f'  schedule  {" -> ".join(f"{r}x{r}" for r in stages)}: {phases}, minibatch {minibatch}{full}',
       f'  length    {config.train.total_kimg:g} kimg, a tick (metrics, sample grid) every {tick} kimg, a checkpoint '
       f'every {config.train.checkpoint_kimg:g} kimg',
+      '  augment   ' + ('mirrored left-right at random' if config.train.mirror_augment else
+                         'none (--config.train.mirror_augment=True for left-right symmetric content, e.g. faces)'),
   ])
 
 

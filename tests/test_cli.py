@@ -217,6 +217,11 @@ def test_auto_config_for_64px_rgb_on_cpu_and_gpu():
       auto_config.describe(cpu, 'cpu')
   assert cpu.data.folder_name == 'icons'
   gpu = auto_config.config_for_dataset(data, label_size=0, device_kind='gpu', num_devices=2)
+  # No mirror augmentation without knowing the content is symmetric, and the printout says how to turn it on.
+  assert not cpu.train.mirror_augment and not gpu.train.mirror_augment
+  assert 'augment   none (--config.train.mirror_augment=True' in auto_config.describe(gpu, 'gpu')
+  gpu.train.mirror_augment = True
+  assert 'augment   mirrored left-right at random' in auto_config.describe(gpu, 'gpu')
   assert (gpu.model.fmap_base, gpu.model.fmap_max, gpu.model.latent_size) == (8192, 512, 512)
   assert gpu.schedule.lod_training_kimg == 600 and gpu.schedule.minibatch_dict['64'] == 32
   three = auto_config.config_for_dataset(data, label_size=0, device_kind='gpu', num_devices=3)
