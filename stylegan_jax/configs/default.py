@@ -4,10 +4,11 @@ Run:      ./run.sh train
           (= python -m stylegan_jax.data.prepare --config stylegan_jax/configs/default.py, then
              python -m stylegan_jax.main --config stylegan_jax/configs/default.py --workdir workdir/quickstart
              --cpu_devices=2)
-Expected: grows 8x8 -> 16x16 -> 32x32 and reaches 100 kimg in about 28 minutes on 2 CPU cores (compilation and
-          evaluations included; 29.3 for ./run.sh train on a fresh clone: README "Quickstart result"): all 10
-          classes, domain FD of 10k Gs images 107.9 (`stylegan-jax metrics evaluate workdir/quickstart --metrics
-          fd_domain10k`); workdir/quickstart/samples/ holds the sample grids.
+Expected: grows 8x8 -> 16x16 -> 32x32 and reaches 100 kimg in 22-28 minutes on 2 CPU cores (compilation and
+          evaluations included; 23.7 for ./run.sh train on a fresh clone on a quiet machine: README "Quickstart
+          result"): all 10 classes (the smallest 5.2%), domain FD of 10k Gs images 49.5 (`stylegan-jax metrics
+          evaluate workdir/quickstart --metrics fd_domain10k,coverage10k`); workdir/quickstart/samples/ holds the
+          sample grids.
 
 This file also defines every config key (the other configs start from it): `model` (NetworkConfig fields),
 `data` (stylegan_jax/data/config.py), `schedule` (schedule.training_schedule arguments), `loss`, `train`, `metrics`.
