@@ -202,6 +202,11 @@ def test_metrics_command_on_an_artifact_prints_json(config, net, tmp_path, capsy
   assert main.main(['evaluate', str(artifact), '--config', 'smoke', '--metrics', 'nope']) == 2
 
 
+def test_calibrate_refuses_a_count_below_one(capsys):
+  assert main.main(['calibrate', '--num', '0']) == 2
+  assert capsys.readouterr().err.strip() == 'error: --num 0: calibrate needs at least 1 image per set'
+
+
 def test_metrics_command_evaluates_g_or_gs(config, net, tmp_path, capsys):
   """--generator G evaluates the artifact's G (here another network than its Gs); an artifact without G says so."""
   model = NetworkConfig.from_dict(config.model)

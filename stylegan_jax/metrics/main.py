@@ -108,6 +108,8 @@ def cmd_train_classifier(args) -> None:
 
 
 def cmd_calibrate(args) -> None:
+  if args.num < 1:
+    raise errors.UsageError(f'--num {args.num}: calibrate needs at least 1 image per set')
   config = _config(args)
   settings = classifier.TrainSettings(steps=config.metrics.classifier_steps)
   net = classifier.load_or_train(config.data, config.metrics.cache_dir, settings)
