@@ -38,7 +38,8 @@ def main():
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument('workdir')
   parser.add_argument('--earlier', action='append', metavar='LABEL=CSV',
-                      help=f'an earlier curve (repeatable; default: the {len(EARLIER)} runs of EARLIER in docs/quickstart/)')
+                      help=f'an earlier curve (repeatable; default: the {len(EARLIER)} runs of EARLIER in '
+                           'docs/quickstart/)')
   parser.add_argument('--out', default='docs/quickstart/fd_domain.png')
   parser.add_argument('--label', default='new default')
   parser.add_argument('--table', action='store_true')
