@@ -146,17 +146,47 @@ def downscale2d(x: jax.Array, factor: int = 2) -> jax.Array:
   return y.astype(x.dtype)
 
 
-def upscale2d_conv2d(x: jax.Array, w: jax.Array, fused: bool, dtype: DTypeLike = jnp.float32) -> jax.Array:
+def upscale2d_conv2d(x: jax.Array, w: jax.Array, fused: bool, dtype: DTypeLike = jnp.float32,
+                     phases: bool = False) -> jax.Array:
   """2x upsampling then 3x3 conv with HWIO `w`, inputs in `dtype`, float32 out.
 
-  Unfused: nearest upsampling then SAME conv. Fused (official, >= 128²): a stride-2 transposed conv with the 4x4
-  kernel made of the four shifted copies of `w`; it equals nearest upsampling then conv with `w` rotated 180°.
+  Unfused: nearest upsampling then SAME conv; with `phases` the same function as one 2x2 conv on the input
+  (`_upscale2d_conv2d_phases`: 2.25x fewer FLOPs). Fused (official, >= 128²): a stride-2 transposed conv with the
+  4x4 kernel made of the four shifted copies of `w`; it equals nearest upsampling then conv with `w` rotated 180°.
   """
   if not fused:
+    if phases:
+      return _upscale2d_conv2d_phases(x, w, dtype)
     return conv2d(upscale2d(x.astype(dtype)), w, dtype=dtype)
   w = jnp.pad(jnp.transpose(w, (0, 1, 3, 2)), ((1, 1), (1, 1), (0, 0), (0, 0)))  # [4, 4, out, in] after the sum
   w = w[1:, 1:] + w[:-1, 1:] + w[1:, :-1] + w[:-1, :-1]
   return _in_dtype(_conv_transpose, x, w, dtype)
+
+
+def _upscale2d_conv2d_phases(x: jax.Array, w: jax.Array, dtype: DTypeLike) -> jax.Array:
+  """conv2d(upscale2d(x), w) for NHWC `x` [N, H, W, C] and HWIO `w` [3, 3, C, O], computed at the input's size.
+
+  Along each axis, output 2k (phase 0) reads inputs k-1, k with taps (w0, w1 + w2) and output 2k+1 (phase 1) reads
+  k, k+1 with (w0 + w1, w2). One VALID 2x2 conv of x padded by 1 with the four phases' kernels as 4*O output
+  channels gives z [N, H+1, W+1, 2, 2, O]; interleaving the phases (depth-to-space) and dropping the first and last
+  row and column leaves y [N, 2H, 2W, O]. The same function up to float rounding.
+  """
+  n, h, wd, _ = x.shape
+  c, o = w.shape[2], w.shape[3]
+
+  def phase_taps(v, axis):  # [.., 3, ..] -> [.., 2 (tap), .., 2 (phase 1, phase 0)]
+    v0, v1, v2 = (v.take(i, axis) for i in range(3))
+    return jnp.stack([jnp.stack([v0 + v1, v2], axis), jnp.stack([v0, v1 + v2], axis)], -1)
+
+  kernel = phase_taps(phase_taps(w, 0), 1)  # [2, 2, C, O, 2 (row phase), 2 (column phase)]
+  kernel = jnp.transpose(kernel, (0, 1, 2, 4, 5, 3)).reshape(2, 2, c, 4 * o)
+  z = _in_dtype(_conv_valid, jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0))), kernel, dtype)
+  z = z.reshape(n, h + 1, wd + 1, 2, 2, o).transpose(0, 1, 3, 2, 4, 5).reshape(n, 2 * h + 2, 2 * wd + 2, o)
+  return z[:, 1:-1, 1:-1]
+
+
+def _conv_valid(x, w, out_dtype):
+  return lax.conv_general_dilated(x, w, (1, 1), 'VALID', dimension_numbers=_NHWC, preferred_element_type=out_dtype)
 
 
 def conv2d_downscale2d(x: jax.Array, w: jax.Array, fused: bool, dtype: DTypeLike = jnp.float32) -> jax.Array:

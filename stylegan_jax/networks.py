@@ -137,13 +137,15 @@ class StyleMod(nn.Module):
 class SynthesisLayer(nn.Module):
   """One synthesis layer: (const | conv | up-conv + blur) -> noise -> bias -> lrelu -> norms -> style.
 
-  kind: 'const' (the learned 4x4 input, initialised to ones), 'conv' (3x3) or 'up' (2x upsampling 3x3 conv).
+  kind: 'const' (the learned 4x4 input, initialised to ones), 'conv' (3x3) or 'up' (2x upsampling 3x3 conv;
+  `phases`: unfused as one 2x2 conv at the input's size, layers.upscale2d_conv2d).
   """
   config: NetworkConfig
   features: int
   kind: str
   fused: bool = False
   dtype: DTypeLike = jnp.float32
+  phases: bool = False
 
   @nn.compact
   def __call__(self, x, dlatent, noise):
@@ -155,7 +157,7 @@ class SynthesisLayer(nn.Module):
       w = layers.weight_param(self, (3, 3, x.shape[-1], self.features), gain=layers.LRELU_GAIN,
                               use_wscale=cfg.use_wscale)
       if self.kind == 'up':
-        x = layers.upscale2d_conv2d(x, w, self.fused, self.dtype)
+        x = layers.upscale2d_conv2d(x, w, self.fused, self.dtype, self.phases)
         if cfg.blur:
           x = layers.blur(x)
       else:
@@ -175,6 +177,7 @@ class SynthesisBlock(nn.Module):
   config: NetworkConfig
   res_log2: int
   dtype: DTypeLike = jnp.float32
+  phase_upscale: bool = False
 
   @nn.compact
   def __call__(self, x, dlatents, noise_inputs):
@@ -185,8 +188,8 @@ class SynthesisBlock(nn.Module):
       x = SynthesisLayer(cfg, features, 'const', name='Const')(None, dlatents[:, first], noise_inputs[first])
       return SynthesisLayer(cfg, features, 'conv', dtype=dtype, name='Conv')(x, dlatents[:, second],
                                                                             noise_inputs[second])
-    x = SynthesisLayer(cfg, features, 'up', cfg.fused(r), dtype, name='Conv0_up')(x, dlatents[:, first],
-                                                                                   noise_inputs[first])
+    x = SynthesisLayer(cfg, features, 'up', cfg.fused(r), dtype, self.phase_upscale, name='Conv0_up')(
+        x, dlatents[:, first], noise_inputs[first])
     return SynthesisLayer(cfg, features, 'conv', dtype=dtype, name='Conv1')(x, dlatents[:, second],
                                                                            noise_inputs[second])
 
@@ -197,9 +200,13 @@ class Synthesis(nn.Module):
   `resolution` (static) is the output resolution, default the full one; `lod` (traced) blends levels.
   noise_mode: 'random' (fresh N(0,1) per sample and call, rng stream 'noise'), 'const' (the stored buffers),
   'none' (no noise).
+  `phase_upscale`: compute the unfused upsampling convs (below 128² in the official configs) as 2x2 convs at the
+  input's size (layers.upscale2d_conv2d), the same function with 2.25x fewer FLOPs; None: on CPU, where it was
+  measured faster (README "Benchmarks").
   """
   config: NetworkConfig
   dtype: DTypeLike = jnp.float32
+  phase_upscale: Optional[bool] = None
 
   @nn.compact
   def __call__(self, dlatents, lod=0.0, *, noise_mode: str = 'random', resolution: Optional[int] = None,
@@ -215,10 +222,11 @@ class Synthesis(nn.Module):
     noise_inputs = self._noise_inputs('none' if noise is not None else noise_mode, dlatents.shape[0], out_log2)
     if noise is not None:
       noise_inputs = list(noise) + [None] * (cfg.num_layers - len(noise))
+    phases = jax.default_backend() == 'cpu' if self.phase_upscale is None else self.phase_upscale
     x = SynthesisBlock(cfg, 2, self.dtype, name='4x4')(None, dlatents, noise_inputs)
     images = self._to_rgb(x, full_log2 - 2)
     for r in range(3, out_log2 + 1):
-      x = SynthesisBlock(cfg, r, self.dtype, name=f'{2 ** r}x{2 ** r}')(x, dlatents, noise_inputs)
+      x = SynthesisBlock(cfg, r, self.dtype, phases, name=f'{2 ** r}x{2 ** r}')(x, dlatents, noise_inputs)
       images = layers.lerp_clip(self._to_rgb(x, full_log2 - r), layers.upscale2d(images), lod - (full_log2 - r))
     return images
 
@@ -271,14 +279,16 @@ def style_mix(dlatents, dlatents2, crossover):
 class Generator(nn.Module):
   """G_style: mapping -> (training: dlatent_avg tracking, style mixing) -> truncation -> synthesis.
 
-  Sub-modules are named 'mapping' and 'synthesis' as the official components are.
+  Sub-modules are named 'mapping' and 'synthesis' as the official components are; `phase_upscale` as in
+  Synthesis.
   """
   config: NetworkConfig
   dtype: DTypeLike = jnp.float32
+  phase_upscale: Optional[bool] = None
 
   def setup(self):
     self.mapping = Mapping(self.config, self.dtype)
-    self.synthesis = Synthesis(self.config, self.dtype)
+    self.synthesis = Synthesis(self.config, self.dtype, self.phase_upscale)
     self.dlatent_avg = self.variable('stats', 'dlatent_avg', jnp.zeros, (self.config.dlatent_size,), jnp.float32)
 
   def __call__(self, latents, labels=None, lod=0.0, *, truncation_psi=1.0, truncation_cutoff=None,

@@ -28,6 +28,23 @@ def test_fused_upconv_is_tf_conv2d_transpose_and_a_flipped_conv():
   assert not np.allclose(fused, layers.upscale2d_conv2d(x, w, fused=False), atol=1e-3)
 
 
+@pytest.mark.parametrize('shape', [(2, 4, 4, 3), (3, 5, 7, 2), (1, 1, 1, 4)])
+def test_phase_upconv_is_nearest_upsampling_then_conv(shape):
+  """The phase form (one 2x2 conv at the input's size) against the definition, values and both gradients."""
+  x, w = rand(5, shape), rand(6, (3, 3, shape[-1], 5))
+  separate = lambda x, w: layers.conv2d(layers.upscale2d(x), w)
+  phases = lambda x, w: layers.upscale2d_conv2d(x, w, fused=False, phases=True)
+  np.testing.assert_allclose(phases(x, w), separate(x, w), rtol=1e-5, atol=1e-5)
+  cotangent = rand(7, (shape[0], 2 * shape[1], 2 * shape[2], 5))
+  grads = lambda f: jax.vjp(f, x, w)[1](cotangent)
+  for got, expected in zip(grads(phases), grads(separate)):
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+  # bfloat16 compute: the same function at bfloat16's precision; the fused form ignores `phases`.
+  np.testing.assert_allclose(layers.upscale2d_conv2d(x, w, False, jnp.bfloat16, phases=True), separate(x, w),
+                             rtol=0.05, atol=0.05 * float(jnp.abs(separate(x, w)).max()))
+  np.testing.assert_array_equal(layers.upscale2d_conv2d(x, w, True, phases=True), layers.upscale2d_conv2d(x, w, True))
+
+
 def test_fused_downconv_is_conv_then_box_filter_without_flip():
   x, w = rand(2, (2, 8, 8, 3)), rand(3, (3, 3, 3, 4))
   np.testing.assert_allclose(layers.conv2d_downscale2d(x, w, fused=True),

@@ -131,6 +131,29 @@ def test_fused_downscale_discriminator_is_the_same_function(tiny_variables, lod)
       lambda x: networks.Discriminator(TINY, fused_downscale=True).apply(d, x, None, lod)).lower(images).as_text()
 
 
+@pytest.mark.parametrize('lod', [0.0, 0.5])
+def test_phase_upscale_generator_is_the_same_function(tiny_variables, lod):
+  """phase_upscale (the unfused upsampling convs as 2x2 convs at the input's size): the official synthesis's images
+  and dlatent gradient up to float rounding, with the same parameters; None (the default) means on CPU."""
+  g, _ = tiny_variables
+  dlatents = jax.random.normal(jax.random.key(8), (3, TINY.num_layers, TINY.dlatent_size))
+
+  def images_and_grad(phase_upscale):
+    gen = networks.Generator(TINY, phase_upscale=phase_upscale)
+    synthesize = lambda w: gen.apply(g, w, lod, noise_mode='const', method=networks.Generator.synthesize)
+    return jax.jit(lambda w: (synthesize(w), jax.grad(lambda w: jnp.sum(jnp.square(synthesize(w))))(w)))(dlatents)
+
+  official_images, official_grad = images_and_grad(False)
+  phase_images, phase_grad = images_and_grad(True)
+  np.testing.assert_allclose(phase_images, official_images, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(phase_grad, official_grad, rtol=1e-4, atol=1e-5 * np.abs(official_grad).max())
+  hlo = lambda phase_upscale: jax.jit(lambda w: networks.Generator(TINY, phase_upscale=phase_upscale).apply(
+      g, w, lod, noise_mode='const', method=networks.Generator.synthesize)).lower(dlatents).as_text()
+  two_by_two = re.compile(r'tensor<2x2x\d+x\d+xf32>')
+  assert two_by_two.search(hlo(True)) and not two_by_two.search(hlo(False))
+  assert bool(two_by_two.search(hlo(None))) == (jax.default_backend() == 'cpu')
+
+
 def test_truncation_identities(tiny_variables):
   g, _ = tiny_variables
   g = jax.tree_util.tree_map(lambda x: x, g)
