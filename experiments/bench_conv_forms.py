@@ -6,9 +6,10 @@ Each form computes the same function as the network's (checked: max relative dif
 best of 3 runs of `--reps` calls of a jitted gradient, in ms, for batch 16 at the quickstart's shapes:
 - 3x3 convs (4 layers + lrelu): XLA's conv in NHWC/HWIO (the networks'), NHWC/OHWI, NCHW/OIHW, and as im2col
   (9 shifted copies concatenated, one matmul);
-- G's 2x upsampling + 3x3 conv: the separate form (nearest upsampling, then the conv; the networks' below 128²),
-  the fused transposed stride-2 conv (the official form from 128², with the kernel rotated to give the same
-  function) and a phase form (one 2x2 conv with 4x the output channels, then depth-to-space);
+- G's 2x upsampling + 3x3 conv: the separate form (nearest upsampling, then the conv; the official form below
+  128²), the fused transposed stride-2 conv (the official form from 128², with the kernel rotated to give the same
+  function) and the phase form (one 2x2 conv with 4x the output channels, then depth-to-space), as the networks
+  compute it on CPU (a VALID conv of the padded input) and with the padding in the conv instead;
 - D's 3x3 conv + 2x2 box downsampling: the separate form, the fused stride-2 4x4 conv (official from 128²;
   train.D_fused_downscale) and a phase form (space-to-depth, then one 2x2 conv).
 `grad` differentiates sum(y²) by the weights (a training step's first order), `r1` adds the squared input
@@ -51,6 +52,10 @@ def up_fused(x, w):
 
 
 def up_phases(x, w):
+  return layers.upscale2d_conv2d(x, w, fused=False, phases=True)
+
+
+def up_phases_conv_padding(x, w):
   """Output rows 2k-1 (phase 1) and 2k (phase 0) read input rows k-1, k: phase 1 with taps (w0+w1, w2), phase 0
   with (w0, w1+w2); the same per column. One 2x2 conv (padding 1) gives all four phases as channels."""
   n, h, wd, c = x.shape
@@ -100,7 +105,8 @@ CASES = [
     ('3x3 convs 16² x64', (16, 16, 16, 64), (4, 3, 3, 64, 64), {
         'NHWC/HWIO': stack(conv_layout(_NHWC, (0, 1, 2, 3), (0, 1, 2, 3))), 'im2col': stack(conv_im2col)}),
     ('G up 16²->32² 64->32', (16, 16, 16, 64), (3, 3, 64, 32),
-     {'separate': up_separate, 'fused': up_fused, 'phases': up_phases}),
+     {'separate': up_separate, 'fused': up_fused, 'phases': up_phases, 'phases, padding in the conv':
+      up_phases_conv_padding}),
     ('D down 32²->16² 32->64', (16, 32, 32, 32), (3, 3, 32, 64),
      {'separate': down_separate, 'fused': down_fused, 'phases': down_phases}),
     ('D down 16²->8² 64->128', (16, 16, 16, 64), (3, 3, 64, 128),
