@@ -211,7 +211,7 @@ def interpolation_frames(sampler: sampling.Sampler, seeds: Optional[Sequence[int
     dlatents = sampler.map(slerp(z[start], z[end], t), labels, psi=psi, cutoff=cutoff)
   else:
     tt = t[:, None, None].astype(np.float32)
-    dlatents = w[start] + (w[end] - w[start]) * tt
+    dlatents = w[start] * (1 - tt) + w[end] * tt  # exactly the keyframes at t = 0 and t = 1
   return sampler.synthesize(dlatents, noise_mode=noise_mode, noise_seed=noise_seed,
                             noise_ids=np.zeros(num_frames, np.int64))
 

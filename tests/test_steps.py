@@ -255,33 +255,44 @@ def test_gs_rampup_in_the_d_step():
 
 def test_fused_downscale_only_where_no_penalty_and_trains_the_same():
   """train.D_fused_downscale='always': the G step and the D step without R1 run D's fused stride-2 conv, the R1
-  step the separate form; the run matches 'never' up to float rounding ('auto' is 'always' on CPU)."""
+  step the separate form ('auto' is 'always' on CPU). Along a run of 'never', each step of 'always' from the same
+  state gives the same losses, scores and gradient norms up to float rounding; G's within 1%: from one state the
+  same G step gave 0.292819 compiled at XLA's optimisation level 2 with either D form and 0.292575 at level 1 with
+  the fused one, so at rounding level it is not a function of the step alone. Whole runs are not compared: Adam
+  turns such differences into full-size updates (after three step pairs, weights of magnitude 4 differed by
+  2.4e-3)."""
   mesh = steps.make_mesh(jax.devices()[:1])
   model = NetworkConfig(**{**MODEL.to_dict(), 'mbstd_group_size': 0})
   images = batches(model, 3, 8)
+  state = initial_state(model, mesh)
+  labels = steps.shard_batch(np.zeros((8, 0), np.float32), mesh)
+  args = (labels, jnp.float32(0.5), jnp.float32(0.002))
 
-  def run(mode):
+  def build(mode):
     config = run_config(style_mixing_prob=0.0, D_fused_downscale=mode)
     config.loss.penalty_interval = 2
     pair = steps.build_stage_steps(model, config, 16, 8, mesh)
-    state = initial_state(model, mesh)
-    labels = steps.shard_batch(np.zeros((8, 0), np.float32), mesh)
-    args = (steps.shard_batch(images[0], mesh), labels, jnp.float32(0.5), jnp.float32(0.002))
-    strided = {name: 'stride = [2, 2]' in step.lower(state, *args[(name == 'g_step'):]).as_text()
+    reals = steps.shard_batch(images[0], mesh)
+    strided = {name: 'stride = [2, 2]' in step.lower(state, *((reals,) if name != 'g_step' else ()), *args).as_text()
                for name, step in (('d_step', pair.d_step), ('d_step_plain', pair.d_step_plain),
                                   ('g_step', pair.g_step))}
-    for d_count, batch in enumerate(images):
-      state, _ = pair.d_step_for(d_count)(state, steps.shard_batch(batch, mesh), *args[1:])
-      state, _ = pair.g_step(state, *args[1:])
-    return jax.device_get(state), strided
+    return pair, strided
 
-  fused, fused_strided = run('always')
-  separate, separate_strided = run('never')
+  fused, fused_strided = build('always')
+  separate, separate_strided = build('never')
   assert fused_strided == {'d_step': False, 'd_step_plain': True, 'g_step': True}
   assert separate_strided == {'d_step': False, 'd_step_plain': False, 'g_step': False}
   assert steps.fused_downscale(run_config(D_fused_downscale='auto').train) == (jax.default_backend() == 'cpu')
-  for a, b in zip(jax.tree_util.tree_leaves_with_path(fused), jax.tree_util.tree_leaves_with_path(separate)):
-    np.testing.assert_allclose(a[1], b[1], rtol=1e-4, atol=2e-5, err_msg=jax.tree_util.keystr(a[0]))
+  copy = lambda tree: jax.tree_util.tree_map(jnp.copy, tree)  # the steps donate their state
+  for d_count, batch in enumerate(images):
+    reals = steps.shard_batch(batch, mesh)
+    for step_of, inputs in ((lambda pair: pair.d_step_for(d_count), (reals, *args)), (lambda pair: pair.g_step, args)):
+      _, fused_metrics = step_of(fused)(copy(state), *inputs)
+      state, metrics = step_of(separate)(state, *inputs)
+      assert metrics.keys() == fused_metrics.keys()
+      for key in metrics:
+        np.testing.assert_allclose(fused_metrics[key], metrics[key], rtol=1e-2 if key == 'grad_norm_G' else 1e-5,
+                                   atol=1e-7, err_msg=key)
 
 
 @pytest.mark.parametrize('loss_type', ['logistic_r1', pytest.param('wgan_gp', marks=pytest.mark.slow)])  # CI budget
