@@ -56,16 +56,9 @@ def up_phases(x, w):
 
 
 def up_phases_conv_padding(x, w):
-  """Output rows 2k-1 (phase 1) and 2k (phase 0) read input rows k-1, k: phase 1 with taps (w0+w1, w2), phase 0
-  with (w0, w1+w2); the same per column. One 2x2 conv (padding 1) gives all four phases as channels."""
-  n, h, wd, c = x.shape
-  o = w.shape[-1]
-  taps = lambda v, axis: (jnp.stack([v.take(0, axis) + v.take(1, axis), v.take(2, axis)], axis),
-                          jnp.stack([v.take(0, axis), v.take(1, axis) + v.take(2, axis)], axis))
-  kernel = jnp.stack([jnp.stack(taps(rows, 1), -2) for rows in taps(w, 0)], -3)  # [2, 2, C, 2, 2, O]
-  y = lax.conv_general_dilated(x, kernel.reshape(2, 2, c, 4 * o), (1, 1), ((1, 1), (1, 1)), dimension_numbers=_NHWC)
-  y = y.reshape(n, h + 1, wd + 1, 2, 2, o).transpose(0, 1, 3, 2, 4, 5).reshape(n, 2 * h + 2, 2 * wd + 2, o)
-  return y[:, 1:-1, 1:-1]
+  """The networks' phase form (layers.phase_kernel, layers.interleave_phases) with the padding in the conv."""
+  y = lax.conv_general_dilated(x, layers.phase_kernel(w), (1, 1), ((1, 1), (1, 1)), dimension_numbers=_NHWC)
+  return layers.interleave_phases(y)
 
 
 def down_separate(x, w):

@@ -164,14 +164,20 @@ def upscale2d_conv2d(x: jax.Array, w: jax.Array, fused: bool, dtype: DTypeLike =
 
 
 def _upscale2d_conv2d_phases(x: jax.Array, w: jax.Array, dtype: DTypeLike) -> jax.Array:
-  """conv2d(upscale2d(x), w) for NHWC `x` [N, H, W, C] and HWIO `w` [3, 3, C, O], computed at the input's size.
+  """conv2d(upscale2d(x), w) for NHWC `x` [N, H, W, C] and HWIO `w` [3, 3, C, O], computed at the input's size:
+  one VALID 2x2 conv of x padded by 1 with `phase_kernel(w)`, then `interleave_phases`. The same function up to
+  float rounding."""
+  z = _in_dtype(_conv_valid, jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0))), phase_kernel(w), dtype)
+  return interleave_phases(z)
+
+
+def phase_kernel(w: jax.Array) -> jax.Array:
+  """HWIO `w` [3, 3, C, O] -> [2, 2, C, 4*O]: the 2x2 kernels of the four output phases of nearest upsampling then
+  conv with `w`, as output channels (row phase, column phase, O; phase 1 first).
 
   Along each axis, output 2k (phase 0) reads inputs k-1, k with taps (w0, w1 + w2) and output 2k+1 (phase 1) reads
-  k, k+1 with (w0 + w1, w2). One VALID 2x2 conv of x padded by 1 with the four phases' kernels as 4*O output
-  channels gives z [N, H+1, W+1, 2, 2, O]; interleaving the phases (depth-to-space) and dropping the first and last
-  row and column leaves y [N, 2H, 2W, O]. The same function up to float rounding.
+  k, k+1 with (w0 + w1, w2).
   """
-  n, h, wd, _ = x.shape
   c, o = w.shape[2], w.shape[3]
 
   def phase_taps(v, axis):  # [.., 3, ..] -> [.., 2 (tap), .., 2 (phase 1, phase 0)]
@@ -179,9 +185,15 @@ def _upscale2d_conv2d_phases(x: jax.Array, w: jax.Array, dtype: DTypeLike) -> ja
     return jnp.stack([jnp.stack([v0 + v1, v2], axis), jnp.stack([v0, v1 + v2], axis)], -1)
 
   kernel = phase_taps(phase_taps(w, 0), 1)  # [2, 2, C, O, 2 (row phase), 2 (column phase)]
-  kernel = jnp.transpose(kernel, (0, 1, 2, 4, 5, 3)).reshape(2, 2, c, 4 * o)
-  z = _in_dtype(_conv_valid, jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0))), kernel, dtype)
-  z = z.reshape(n, h + 1, wd + 1, 2, 2, o).transpose(0, 1, 3, 2, 4, 5).reshape(n, 2 * h + 2, 2 * wd + 2, o)
+  return jnp.transpose(kernel, (0, 1, 2, 4, 5, 3)).reshape(2, 2, c, 4 * o)
+
+
+def interleave_phases(z: jax.Array) -> jax.Array:
+  """The 2x2 phase conv's output z [N, H+1, W+1, 4*O] (x padded by 1) -> y [N, 2H, 2W, O]: the phases interleaved
+  (depth-to-space), the first and last row and column dropped."""
+  n, h1, w1, c4 = z.shape
+  o = c4 // 4
+  z = z.reshape(n, h1, w1, 2, 2, o).transpose(0, 1, 3, 2, 4, 5).reshape(n, 2 * h1, 2 * w1, o)
   return z[:, 1:-1, 1:-1]
 
 
