@@ -7,9 +7,10 @@
   python experiments/benchmark.py --train --sample --count official:1024@4 --memory   # + compiled memory
   python experiments/benchmark.py --cpu_devices 2 --train quickstart:8,16,32 --sample   # as ./run.sh train steps
 
-A row spec is CONFIG:RES[@MINIBATCH],... with CONFIG `quickstart` (configs/default.py), `official`
-(configs/ffhq1024.py with its 1-GPU minibatches: the 1024² networks trained at stage RES) or a config file; MINIBATCH defaults to the
-schedule's at that stage. Everything runs on one device (numbers are per device), float32 at the backend's default
+A row spec is CONFIG:RES[@MINIBATCH],... with CONFIG `quickstart` (configs/default.py), `quickstart_r1` (the same
+with R1 in every D step, as the official code and the PyTorch port of issue #11's comparison do), `official`
+(configs/ffhq1024.py with its 1-GPU minibatches: the 1024² networks trained at stage RES) or a config file;
+MINIBATCH defaults to the schedule's at that stage. Everything runs on one device (numbers are per device), float32 at the backend's default
 matmul precision, with synthetic inputs (the input pipeline has its own benchmark). With `--cpu_devices N` the
 training rows step data-parallel over N CPU devices of the process as `train --cpu_devices=N` does (all sharing
 the machine's cores): img/s and FLOP/s are then the whole CPU's, memory per device.
@@ -42,9 +43,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from stylegan_jax import accumulation, configs, errors, networks, sampling, schedule, steps, train_state  # noqa: E402
 from stylegan_jax.network_config import NetworkConfig  # noqa: E402
 
-CONFIGS = {'quickstart': 'default', 'official': 'ffhq1024:1'}  # official: the 1-GPU minibatch table
+CONFIGS = {'quickstart': 'default', 'quickstart_r1': 'default', 'official': 'ffhq1024:1'}  # official: 1-GPU minibatches
 PRESETS = {
-    'cpu': dict(train=['quickstart:8,16,32,32@32', 'official:16@32,32@16'], sample=['official:32@16,256@16']),
+    'cpu': dict(train=['quickstart:8,16,32,32@32', 'quickstart_r1:32@16,32@32', 'official:16@32,32@16'],
+                sample=['official:32@16,256@16']),
     'accelerator': dict(train=['quickstart:8,16,32', 'official:8,16,32,64,128,256,512,1024',
                                'official:256@64,1024@32'],
                         sample=['official:256@32,1024@32']),
@@ -67,7 +69,10 @@ def parse_rows(specs: list[str]) -> list[tuple[str, int, int]]:
 
 
 def load_config(name: str):
-  return configs.load_config(CONFIGS.get(name, name))
+  config = configs.load_config(CONFIGS.get(name, name))
+  if name == 'quickstart_r1':
+    config.loss.penalty_interval = 1
+  return config
 
 
 def timed(fn, seconds: float, min_runs: int) -> list[float]:

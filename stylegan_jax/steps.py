@@ -14,10 +14,11 @@ multi-GPU code; with gradient accumulation (accumulation.py) per micro-batch.
 Precision: `train.compute_dtype` ('float32' or 'bfloat16') is the compute dtype of G's and D's convolutions and
 dense matmuls (networks.py); params, Adam states, Gs, losses and penalties stay float32.
 
-D's downsampling: with `train.D_fused_downscale` ('auto': on CPU) the G step and the D steps without a gradient
-penalty run D with every conv + box downsampling as one stride-2 4x4 conv (networks.Discriminator's
-fused_downscale: the same function, 2.25x fewer FLOPs); a D step with a penalty keeps the separate form, whose
-second derivative XLA's CPU backend computes far faster than a strided conv's (README "Benchmarks").
+D's downsampling: with `train.D_fused_downscale` ('auto': on CPU) every step runs D with each conv + box
+downsampling as one stride-2 4x4 conv (networks.Discriminator's fused_downscale: the same function, 2.25x fewer
+FLOPs). On CPU the fused convs' input gradients are phase convs (Discriminator.phase_grad), which keeps the
+penalty's second derivative fast there: with XLA's own rule it was 2-4x slower than the separate form's (README
+"Benchmarks").
 """
 
 import dataclasses
@@ -100,7 +101,7 @@ def compute_dtype(train):
 
 def fused_downscale(train) -> bool:
   """Whether train.D_fused_downscale ('auto': on CPU, 'always', 'never'; absent in older configs: 'never') fuses
-  D's downsampling in the steps without a gradient penalty."""
+  D's downsampling (in every step)."""
   name = train.get('D_fused_downscale', 'never')
   if name not in FUSED_DOWNSCALE:
     raise ValueError(f"train.D_fused_downscale must be one of {', '.join(FUSED_DOWNSCALE)}, got {name!r}")
@@ -228,8 +229,7 @@ def build_stage_steps(model: NetworkConfig, config, resolution: int, global_batc
 
       def loss_fn(d_used):
         d_params = stage_params.put(state.D['params'], d_mask, d_used)
-        d_net = D if penalty_weight else D_fused  # a penalty differentiates D twice: the separate form
-        d_fn = lambda x: d_net.apply({'params': d_params}, x, labels_or_none(labels), lod)
+        d_fn = lambda x: D_fused.apply({'params': d_params}, x, labels_or_none(labels), lod)
         loss, aux = losses.discriminator_loss(loss_config, d_fn, reals, lax.stop_gradient(fakes), lod,
                                               mix_factors, penalty_weight=penalty_weight)
         return jnp.mean(loss), aux

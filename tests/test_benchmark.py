@@ -28,6 +28,14 @@ def test_row_specs():
     benchmark.parse_rows(['smoke:8@x'])
 
 
+def test_quickstart_r1_is_the_quickstart_with_r1_every_step():
+  benchmark = load()
+  quickstart, r1 = benchmark.load_config('quickstart'), benchmark.load_config('quickstart_r1')
+  assert quickstart.loss.penalty_interval == 16 and r1.loss.penalty_interval == 1
+  r1.loss.penalty_interval = 16
+  assert r1.to_dict() == quickstart.to_dict()
+
+
 def test_an_unknown_config_is_one_line_before_any_measuring():
   run = subprocess.run([sys.executable, SCRIPT, '--train', 'nosuch:8', '--sample'], capture_output=True, text=True,
                        cwd=ROOT)

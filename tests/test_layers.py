@@ -1,5 +1,7 @@
 """The layer ops against direct formulas: resampling, fused convs (the 180° flip), mbstd grouping, norms."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -49,6 +51,33 @@ def test_fused_downconv_is_conv_then_box_filter_without_flip():
   x, w = rand(2, (2, 8, 8, 3)), rand(3, (3, 3, 3, 4))
   np.testing.assert_allclose(layers.conv2d_downscale2d(x, w, fused=True),
                              layers.conv2d_downscale2d(x, w, fused=False), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize('dtype', [jnp.float32, jnp.bfloat16])
+@pytest.mark.parametrize('shape', [(2, 8, 8, 3), (3, 4, 6, 2)])
+def test_fused_downconv_phase_grad_has_the_same_derivatives(shape, dtype):
+  """phase_grad (the fused conv's input gradient as G's phase upsampling conv): the same values, first derivatives
+  and R1-style second derivatives (the gradient of |dx|² by w and x) as JAX's own rule, which XLA computes with
+  an lhs-dilated conv (the transposed conv) that the phase form avoids."""
+  x, w = rand(8, shape), rand(9, (3, 3, shape[-1], 4))
+  cotangent = rand(10, (shape[0], shape[1] // 2, shape[2] // 2, 4))
+  forms = {phase_grad: functools.partial(layers.conv2d_downscale2d, fused=True, dtype=dtype, phase_grad=phase_grad)
+           for phase_grad in (False, True)}
+  tolerance = dict(rtol=1e-4, atol=1e-4) if dtype == jnp.float32 else dict(rtol=0.05, atol=0.05)
+
+  def derivatives(f):
+    input_grad = lambda x, w: jax.vjp(f, x, w)[1](cotangent)[0]
+    penalty = lambda x, w: jnp.sum(jnp.square(input_grad(x, w)))
+    return (f(x, w), *jax.vjp(f, x, w)[1](cotangent), *jax.grad(penalty, argnums=(0, 1))(x, w))
+
+  for got, expected in zip(derivatives(forms[True]), derivatives(forms[False])):
+    scale = float(jnp.abs(expected).max())
+    np.testing.assert_allclose(got / scale, expected / scale, **tolerance)
+  r1_hlo = lambda f: jax.jit(jax.grad(lambda w: jnp.sum(jnp.square(jax.grad(lambda x: jnp.sum(f(x, w)))(x))))).lower(
+      w).as_text()
+  assert 'lhs_dilate = [2, 2]' in r1_hlo(forms[False]) and 'lhs_dilate = [2, 2]' not in r1_hlo(forms[True])
+  np.testing.assert_array_equal(layers.conv2d_downscale2d(x, w, False, phase_grad=True),
+                                layers.conv2d_downscale2d(x, w, False))  # the separate form ignores it
 
 
 def test_resampling():

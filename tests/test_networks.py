@@ -131,6 +131,29 @@ def test_fused_downscale_discriminator_is_the_same_function(tiny_variables, lod)
       lambda x: networks.Discriminator(TINY, fused_downscale=True).apply(d, x, None, lod)).lower(images).as_text()
 
 
+def test_phase_grad_discriminator_has_the_official_r1_gradient(tiny_variables):
+  """fused_downscale with phase_grad (the fused convs' input gradients as phase convs): R1's gradient by D's
+  parameters (a second derivative) equals the official D's up to float rounding; None (the default) means on CPU,
+  where the lowered R1 step has no lhs-dilated conv left."""
+  _, d = tiny_variables
+  images = jax.random.uniform(jax.random.key(9), (4, 32, 32, 3), minval=-1, maxval=1)
+
+  def r1_grad(disc):
+    penalty = lambda params, x: jnp.sum(jnp.square(jax.grad(
+        lambda x: jnp.sum(disc.apply({'params': params}, x, None, 0.5)))(x)))
+    return jax.jit(jax.grad(penalty)), (d['params'], images)
+
+  official, args = r1_grad(networks.Discriminator(TINY))
+  phase, _ = r1_grad(networks.Discriminator(TINY, fused_downscale=True, phase_grad=True))
+  expected = official(*args)
+  for got, want in zip(jax.tree_util.tree_leaves(phase(*args)), jax.tree_util.tree_leaves(expected)):
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5 * np.abs(want).max())
+  default, _ = r1_grad(networks.Discriminator(TINY, fused_downscale=True))
+  assert ('lhs_dilate = [2, 2]' in default.lower(*args).as_text()) == (jax.default_backend() != 'cpu')
+  assert 'lhs_dilate = [2, 2]' in r1_grad(networks.Discriminator(TINY, fused_downscale=True, phase_grad=False))[
+      0].lower(*args).as_text()
+
+
 @pytest.mark.parametrize('lod', [0.0, 0.5])
 def test_phase_upscale_generator_is_the_same_function(tiny_variables, lod):
   """phase_upscale (the unfused upsampling convs as 2x2 convs at the input's size): the official synthesis's images

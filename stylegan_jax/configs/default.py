@@ -70,8 +70,8 @@ def get_config() -> ml_collections.ConfigDict:
       min_minibatch_per_device=0,  # > 0: raise smaller stage minibatches to this x devices, lr x sqrt (a deviation)
       compute_dtype='float32',    # 'bfloat16': G's and D's convs and dense matmuls in bf16 (GPU/TPU), all else float32
       compile_ahead=True,         # compile the next stage's steps in the background while a stage trains
-      D_fused_downscale='auto',   # D's conv + box downsampling as one stride-2 conv where no penalty needs its
-                                  # second derivative ('auto': on CPU, 1.1-1.2x faster there; the same function)
+      D_fused_downscale='auto',   # D's conv + box downsampling as one stride-2 conv in every step ('auto': on
+                                  # CPU, 1.1-1.2x faster there; the same function)
       image_snapshot_ticks=1,     # a sample grid every tick
       grid_size=(8, 8),           # (columns, rows) of the sample grid
       grid_seed=123,
