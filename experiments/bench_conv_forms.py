@@ -11,7 +11,8 @@ best of 3 runs of `--reps` calls of a jitted gradient, in ms, for batch 16 at th
   function) and the phase form (one 2x2 conv with 4x the output channels, then depth-to-space), as the networks
   compute it on CPU (a VALID conv of the padded input) and with the padding in the conv instead;
 - D's 3x3 conv + 2x2 box downsampling: the separate form, the fused stride-2 4x4 conv (official from 128²;
-  train.D_fused_downscale) and a phase form (space-to-depth, then one 2x2 conv).
+  train.D_fused_downscale) with JAX's gradient rule and with the phase conv as its input gradient (the networks'
+  form on CPU: Discriminator.phase_grad), and a phase form (space-to-depth, then one 2x2 conv).
 `grad` differentiates sum(y²) by the weights (a training step's first order), `r1` adds the squared input
 gradient (R1's double backward).
 """
@@ -69,6 +70,10 @@ def down_fused(x, w):
   return layers.conv2d_downscale2d(x, w, fused=True)
 
 
+def down_fused_phase_grad(x, w):
+  return layers.conv2d_downscale2d(x, w, fused=True, phase_grad=True)
+
+
 def down_phases(x, w):
   """The fused 4x4 kernel over rows 2i-1..2i+2 is a 2x2 kernel over the space-to-depth blocks of x padded by 1."""
   n, h, wd, c = x.shape
@@ -101,9 +106,11 @@ CASES = [
      {'separate': up_separate, 'fused': up_fused, 'phases': up_phases, 'phases, padding in the conv':
       up_phases_conv_padding}),
     ('D down 32²->16² 32->64', (16, 32, 32, 32), (3, 3, 32, 64),
-     {'separate': down_separate, 'fused': down_fused, 'phases': down_phases}),
+     {'separate': down_separate, 'fused': down_fused, 'fused, phase input gradient': down_fused_phase_grad,
+      'phases': down_phases}),
     ('D down 16²->8² 64->128', (16, 16, 16, 64), (3, 3, 64, 128),
-     {'separate': down_separate, 'fused': down_fused, 'phases': down_phases}),
+     {'separate': down_separate, 'fused': down_fused, 'fused, phase input gradient': down_fused_phase_grad,
+      'phases': down_phases}),
 ]
 
 

@@ -10,10 +10,10 @@
 A row spec is CONFIG:RES[@MINIBATCH],... with CONFIG `quickstart` (configs/default.py), `quickstart_r1` (the same
 with R1 in every D step, as the official code and the PyTorch port of issue #11's comparison do), `official`
 (configs/ffhq1024.py with its 1-GPU minibatches: the 1024² networks trained at stage RES) or a config file;
-MINIBATCH defaults to the schedule's at that stage. Everything runs on one device (numbers are per device), float32 at the backend's default
-matmul precision, with synthetic inputs (the input pipeline has its own benchmark). With `--cpu_devices N` the
-training rows step data-parallel over N CPU devices of the process as `train --cpu_devices=N` does (all sharing
-the machine's cores): img/s and FLOP/s are then the whole CPU's, memory per device.
+MINIBATCH defaults to the schedule's at that stage. Everything runs on one device (numbers are per device), float32
+at the backend's default matmul precision, with synthetic inputs (the input pipeline has its own benchmark). With
+`--cpu_devices N` the training rows step data-parallel over N CPU devices of the process as `train --cpu_devices=N`
+does (all sharing the machine's cores): img/s and FLOP/s are then the whole CPU's, memory per device.
 
 Protocol: the device's peak is measured first in the same run (a large 3x3 convolution and a large matmul);
 each training row compiles the stage's steps as training does (compile s: all D and G steps, with the platform's

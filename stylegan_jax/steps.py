@@ -16,9 +16,9 @@ dense matmuls (networks.py); params, Adam states, Gs, losses and penalties stay 
 
 D's downsampling: with `train.D_fused_downscale` ('auto': on CPU) every step runs D with each conv + box
 downsampling as one stride-2 4x4 conv (networks.Discriminator's fused_downscale: the same function, 2.25x fewer
-FLOPs). On CPU the fused convs' input gradients are phase convs (Discriminator.phase_grad), which keeps the
-penalty's second derivative fast there: with XLA's own rule it was 2-4x slower than the separate form's (README
-"Benchmarks").
+FLOPs). In the steps with a penalty, on CPU, the fused convs' input gradients are phase convs
+(Discriminator.phase_grad), which keeps the penalty's second derivative fast there: with XLA's own rule it was
+2-4x slower than the separate form's (README "Benchmarks").
 """
 
 import dataclasses
@@ -163,7 +163,12 @@ def build_stage_steps(model: NetworkConfig, config, resolution: int, global_batc
   train, loss_config = config.train, config.loss
   dtype = compute_dtype(train)
   G, D = networks.Generator(model, dtype), networks.Discriminator(model, dtype)
-  D_fused = networks.Discriminator(model, dtype, fused_downscale=True) if fused_downscale(train) else D
+  D_fused = D_penalty = D
+  if fused_downscale(train):
+    # First derivatives: XLA's rule for the strided conv (as fast, 5% faster D steps on two CPU devices); a
+    # penalty's second derivative: phase_grad's (on CPU, where XLA's rule made the D step with R1 1.9x slower).
+    D_fused = networks.Discriminator(model, dtype, fused_downscale=True, phase_grad=False)
+    D_penalty = networks.Discriminator(model, dtype, fused_downscale=True)
   num_devices = mesh.devices.size
   if global_batch % (num_devices * accumulation_steps):
     raise ValueError(f'minibatch {global_batch} at {resolution}x{resolution} does not divide across '
@@ -229,7 +234,8 @@ def build_stage_steps(model: NetworkConfig, config, resolution: int, global_batc
 
       def loss_fn(d_used):
         d_params = stage_params.put(state.D['params'], d_mask, d_used)
-        d_fn = lambda x: D_fused.apply({'params': d_params}, x, labels_or_none(labels), lod)
+        d_net = D_penalty if penalty_weight else D_fused
+        d_fn = lambda x: d_net.apply({'params': d_params}, x, labels_or_none(labels), lod)
         loss, aux = losses.discriminator_loss(loss_config, d_fn, reals, lax.stop_gradient(fakes), lod,
                                               mix_factors, penalty_weight=penalty_weight)
         return jnp.mean(loss), aux

@@ -254,13 +254,13 @@ def test_gs_rampup_in_the_d_step():
 
 
 def test_fused_downscale_in_every_step_trains_the_same():
-  """train.D_fused_downscale='always': the G step and both D steps (with and without R1) run D's fused stride-2
-  conv ('auto' is 'always' on CPU). Along a run of 'never', each step of 'always' from the same
-  state gives the same losses, scores and gradient norms up to float rounding; G's within 1%: from one state the
-  same G step gave 0.292819 compiled at XLA's optimisation level 2 with either D form and 0.292575 at level 1 with
-  the fused one, so at rounding level it is not a function of the step alone. Whole runs are not compared: Adam
-  turns such differences into full-size updates (after three step pairs, weights of magnitude 4 differed by
-  2.4e-3)."""
+  """train.D_fused_downscale='always': the G step and both D steps (with and without R1) run D's fused stride-2 conv
+  ('auto' is 'always' on CPU), the R1 step with phase_grad's input gradient on CPU (no lhs-dilated conv). Along a
+  run of 'never', each step of 'always' from the same state gives the same losses, scores and gradient norms up to
+  float rounding; G's within 1%: from one state the same G step gave 0.292819 compiled at XLA's optimisation level 2
+  with either D form and 0.292575 at level 1 with the fused one, so at rounding level it is not a function of the
+  step alone. Whole runs are not compared: Adam turns such differences into full-size updates (after three step
+  pairs, weights of magnitude 4 differed by 2.4e-3)."""
   mesh = steps.make_mesh(jax.devices()[:1])
   model = NetworkConfig(**{**MODEL.to_dict(), 'mbstd_group_size': 0})
   images = batches(model, 3, 8)
@@ -273,14 +273,15 @@ def test_fused_downscale_in_every_step_trains_the_same():
     config.loss.penalty_interval = 2
     pair = steps.build_stage_steps(model, config, 16, 8, mesh)
     reals = steps.shard_batch(images[0], mesh)
-    strided = {name: 'stride = [2, 2]' in step.lower(state, *((reals,) if name != 'g_step' else ()), *args).as_text()
-               for name, step in (('d_step', pair.d_step), ('d_step_plain', pair.d_step_plain),
-                                  ('g_step', pair.g_step))}
-    return pair, strided
+    hlo = {name: step.lower(state, *((reals,) if name != 'g_step' else ()), *args).as_text()
+           for name, step in (('d_step', pair.d_step), ('d_step_plain', pair.d_step_plain), ('g_step', pair.g_step))}
+    return pair, {name: 'stride = [2, 2]' in text for name, text in hlo.items()}, hlo
 
-  fused, fused_strided = build('always')
-  separate, separate_strided = build('never')
+  fused, fused_strided, fused_hlo = build('always')
+  separate, separate_strided, _ = build('never')
   assert fused_strided == {'d_step': True, 'd_step_plain': True, 'g_step': True}
+  assert ('lhs_dilate = [2, 2]' in fused_hlo['d_step']) == (jax.default_backend() != 'cpu')
+  assert 'lhs_dilate = [2, 2]' in fused_hlo['d_step_plain']
   assert separate_strided == {'d_step': False, 'd_step_plain': False, 'g_step': False}
   assert steps.fused_downscale(run_config(D_fused_downscale='auto').train) == (jax.default_backend() == 'cpu')
   copy = lambda tree: jax.tree_util.tree_map(jnp.copy, tree)  # the steps donate their state
