@@ -13,7 +13,8 @@ import pytest
 REPO = pathlib.Path(__file__).resolve().parents[1]
 KIMG = 60  # 20 kimg into the stable 32x32 stage: 8x8 to 10 kimg, 16x16 to 30, 32x32 from 40 at lod 0
 # fd_domain of 5000 Gs images at 60 kimg measured for the recipe (54.7: the README's run of ./run.sh train, the
-# same computation up to 60 kimg) plus a 30% margin, rounded; 48.7 since G's phase upsampling (commit 522d661).
+# same computation up to 60 kimg) plus a 30% margin, rounded; 48.7 since G's phase upsampling (commit 522d661), 48.1
+# since the phase input gradient in the R1 steps (477fa66).
 # The mirror-augmented recipe before it scored 152.7 there, the first recipe 463 (8 classes).
 FD_BOUND = 72.0
 
