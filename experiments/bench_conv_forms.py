@@ -77,9 +77,7 @@ def down_fused_phase_grad(x, w):
 def down_phases(x, w):
   """The fused 4x4 kernel over rows 2i-1..2i+2 is a 2x2 kernel over the space-to-depth blocks of x padded by 1."""
   n, h, wd, c = x.shape
-  w4 = jnp.pad(w, ((1, 1), (1, 1), (0, 0), (0, 0)))
-  w4 = (w4[1:, 1:] + w4[:-1, 1:] + w4[1:, :-1] + w4[:-1, :-1]) * 0.25
-  kernel = w4.reshape(2, 2, 2, 2, c, -1).transpose(0, 2, 1, 3, 4, 5).reshape(2, 2, 4 * c, -1)
+  kernel = layers.downscale_kernel(w).reshape(2, 2, 2, 2, c, -1).transpose(0, 2, 1, 3, 4, 5).reshape(2, 2, 4 * c, -1)
   xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
   blocks = xp.reshape(n, h // 2 + 1, 2, wd // 2 + 1, 2, c).transpose(0, 1, 3, 2, 4, 5)
   return lax.conv_general_dilated(blocks.reshape(n, h // 2 + 1, wd // 2 + 1, 4 * c), kernel, (1, 1), 'VALID',

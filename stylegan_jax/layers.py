@@ -217,10 +217,14 @@ def conv2d_downscale2d(x: jax.Array, w: jax.Array, fused: bool, dtype: DTypeLike
   return _conv2d_downscale2d_fused(x, w, dtype)
 
 
-def _conv2d_downscale2d_fused(x, w, dtype):
+def downscale_kernel(w: jax.Array) -> jax.Array:
+  """HWIO `w` [3, 3, C, O] -> [4, 4, C, O]: the stride-2 kernel of the 3x3 conv then 2x2 box downsampling."""
   w = jnp.pad(w, ((1, 1), (1, 1), (0, 0), (0, 0)))
-  w = (w[1:, 1:] + w[:-1, 1:] + w[1:, :-1] + w[:-1, :-1]) * 0.25
-  return conv2d(x, w, stride=2, dtype=dtype)
+  return (w[1:, 1:] + w[:-1, 1:] + w[1:, :-1] + w[:-1, :-1]) * 0.25
+
+
+def _conv2d_downscale2d_fused(x, w, dtype):
+  return conv2d(x, downscale_kernel(w), stride=2, dtype=dtype)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))

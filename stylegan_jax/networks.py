@@ -51,6 +51,11 @@ class Dense(nn.Module):
     return layers.leaky_relu(x) if self.activation else x
 
 
+def _on_cpu_unless_set(flag: Optional[bool]) -> bool:
+  """A CPU-measured form's switch: `flag`, or where it is None, whether JAX runs on CPU."""
+  return jax.default_backend() == 'cpu' if flag is None else flag
+
+
 class Conv(nn.Module):
   """Equalized-lr conv layer of D: [N, H, W, in] -> [N, H', W', features], with bias and optional leaky ReLU.
 
@@ -224,7 +229,7 @@ class Synthesis(nn.Module):
     noise_inputs = self._noise_inputs('none' if noise is not None else noise_mode, dlatents.shape[0], out_log2)
     if noise is not None:
       noise_inputs = list(noise) + [None] * (cfg.num_layers - len(noise))
-    phases = jax.default_backend() == 'cpu' if self.phase_upscale is None else self.phase_upscale
+    phases = _on_cpu_unless_set(self.phase_upscale)
     x = SynthesisBlock(cfg, 2, self.dtype, name='4x4')(None, dlatents, noise_inputs)
     images = self._to_rgb(x, full_log2 - 2)
     for r in range(3, out_log2 + 1):
@@ -395,7 +400,7 @@ class Discriminator(nn.Module):
       raise ValueError(f'images must be [N, R, R, {cfg.num_channels}] with R a power of two in '
                        f'[4, {cfg.resolution}], got {images.shape}')
     images = images.astype(jnp.float32)
-    phase_grad = jax.default_backend() == 'cpu' if self.phase_grad is None else self.phase_grad
+    phase_grad = _on_cpu_unless_set(self.phase_grad)
     x = self._from_rgb(images, full_log2 - in_log2)
     for r in range(in_log2, 2, -1):
       x = DiscriminatorBlock(cfg, r, self.dtype, self.fused_downscale, phase_grad, name=f'{2 ** r}x{2 ** r}')(x)
