@@ -197,8 +197,40 @@ def interleave_phases(z: jax.Array) -> jax.Array:
   return z[:, 1:-1, 1:-1]
 
 
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
 def _conv_valid(x, w, out_dtype):
+  """VALID cross-correlation of NHWC `x` with HWIO `w`, whose weight gradient is one matmul (`_conv_valid_dw`)."""
+  return _lax_conv_valid(x, w, out_dtype)
+
+
+def _lax_conv_valid(x, w, out_dtype):
   return lax.conv_general_dilated(x, w, (1, 1), 'VALID', dimension_numbers=_NHWC, preferred_element_type=out_dtype)
+
+
+def _conv_valid_fwd(x, w, out_dtype):
+  return _conv_valid(x, w, out_dtype), (x, w)
+
+
+def _conv_valid_bwd(out_dtype, residuals, g):
+  x, w = residuals
+  _, vjp_x = jax.vjp(lambda x: _lax_conv_valid(x, w, out_dtype), x)
+  return vjp_x(g)[0], _conv_valid_dw(x, g, w.shape[:2]).astype(w.dtype)
+
+
+def _conv_valid_dw(x: jax.Array, g: jax.Array, kernel_size) -> jax.Array:
+  """The weight gradient [kh, kw, C, O] of the VALID conv of x [N, H, W, C] with output cotangent g [N, Ho, Wo, O]:
+  the kh*kw shifted [Ho, Wo] windows of x side by side (im2col) times g, as one matmul over N*Ho*Wo.
+
+  XLA's CPU rule runs it as a conv with an image-sized window: 25 GFLOP/s for the phase conv's 2x2 kernel at
+  512 -> 2048 channels on 16², the matmul 180 (`experiments/bench_conv_forms.py`)."""
+  (kh, kw), (n, ho, wo, o), c = kernel_size, g.shape, x.shape[-1]
+  cols = jnp.concatenate([x[:, i:i + ho, j:j + wo] for i in range(kh) for j in range(kw)], -1)
+  dw = jnp.matmul(cols.reshape(n * ho * wo, kh * kw * c).T, g.astype(x.dtype).reshape(n * ho * wo, o),
+                  preferred_element_type=jnp.float32)
+  return dw.reshape(kh, kw, c, o)
+
+
+_conv_valid.defvjp(_conv_valid_fwd, _conv_valid_bwd)
 
 
 def conv2d_downscale2d(x: jax.Array, w: jax.Array, fused: bool, dtype: DTypeLike = jnp.float32,

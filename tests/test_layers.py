@@ -32,7 +32,8 @@ def test_fused_upconv_is_tf_conv2d_transpose_and_a_flipped_conv():
 
 @pytest.mark.parametrize('shape', [(2, 4, 4, 3), (3, 5, 7, 2), (1, 1, 1, 4)])
 def test_phase_upconv_is_nearest_upsampling_then_conv(shape):
-  """The phase form (one 2x2 conv at the input's size) against the definition, values and both gradients."""
+  """The phase form (one 2x2 conv at the input's size) against the definition, values and both gradients; its
+  weight gradient is a matmul."""
   x, w = rand(5, shape), rand(6, (3, 3, shape[-1], 5))
   separate = lambda x, w: layers.conv2d(layers.upscale2d(x), w)
   phases = lambda x, w: layers.upscale2d_conv2d(x, w, fused=False, phases=True)
@@ -45,6 +46,11 @@ def test_phase_upconv_is_nearest_upsampling_then_conv(shape):
   np.testing.assert_allclose(layers.upscale2d_conv2d(x, w, False, jnp.bfloat16, phases=True), separate(x, w),
                              rtol=0.05, atol=0.05 * float(jnp.abs(separate(x, w)).max()))
   np.testing.assert_array_equal(layers.upscale2d_conv2d(x, w, True, phases=True), layers.upscale2d_conv2d(x, w, True))
+  # The weight gradient is one matmul (im2col), not XLA's conv with an image-sized window; bfloat16 too.
+  for dtype in (jnp.float32, jnp.bfloat16):
+    weight_grad_hlo = jax.jit(jax.grad(lambda w: jnp.sum(layers.upscale2d_conv2d(x, w, False, dtype, phases=True)))
+                              ).lower(w).as_text()
+    assert 'stablehlo.convolution' not in weight_grad_hlo and weight_grad_hlo.count('stablehlo.dot_general') == 1
 
 
 def test_fused_downconv_is_conv_then_box_filter_without_flip():
