@@ -9,12 +9,13 @@ best of 3 runs of `--reps` calls of a jitted gradient, in ms, for batch 16 at th
 - G's 2x upsampling + 3x3 conv: the separate form (nearest upsampling, then the conv; the official form below
   128²), the fused transposed stride-2 conv (the official form from 128², with the kernel rotated to give the same
   function) and the phase form (one 2x2 conv with 4x the output channels, then depth-to-space), as the networks
-  compute it on CPU (a VALID conv of the padded input) and with the padding in the conv instead;
+  compute it on CPU (a VALID conv of the padded input, its weight gradient one im2col matmul) and with the padding
+  in the conv instead; at official widths also with XLA's weight gradient for the 2x2 conv;
 - D's 3x3 conv + 2x2 box downsampling: the separate form, the fused stride-2 4x4 conv (official from 128²;
   train.D_fused_downscale) with JAX's gradient rule and with the phase conv as its input gradient (the networks'
   form on CPU: Discriminator.phase_grad), and a phase form (space-to-depth, then one 2x2 conv).
 `grad` differentiates sum(y²) by the weights (a training step's first order), `r1` adds the squared input
-gradient (R1's double backward).
+gradient (R1's double backward; for the 3x3 convs and D's forms only: R1 differentiates D).
 """
 
 import argparse
@@ -62,6 +63,13 @@ def up_phases_conv_padding(x, w):
   return layers.interleave_phases(y)
 
 
+def up_phases_xla_weight_grad(x, w):
+  """The networks' phase form with XLA's own weight gradient for the 2x2 conv (networks: one im2col matmul)."""
+  y = lax.conv_general_dilated(jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0))), layers.phase_kernel(w), (1, 1), 'VALID',
+                               dimension_numbers=_NHWC)
+  return layers.interleave_phases(y)
+
+
 def down_separate(x, w):
   return layers.conv2d_downscale2d(x, w, fused=False)
 
@@ -103,6 +111,8 @@ CASES = [
     ('G up 16²->32² 64->32', (16, 16, 16, 64), (3, 3, 64, 32),
      {'separate': up_separate, 'fused': up_fused, 'phases': up_phases, 'phases, padding in the conv':
       up_phases_conv_padding}),
+    ('G up 16²->32² 512->512 (official widths)', (16, 16, 16, 512), (3, 3, 512, 512),
+     {'separate': up_separate, 'phases': up_phases, "phases, XLA's weight gradient": up_phases_xla_weight_grad}),
     ('D down 32²->16² 32->64', (16, 32, 32, 32), (3, 3, 32, 64),
      {'separate': down_separate, 'fused': down_fused, 'fused, phase input gradient': down_fused_phase_grad,
       'phases': down_phases}),
@@ -141,8 +151,9 @@ def main():
       loss = lambda w, x, f=f: jnp.sum(jnp.square(f(x, w)))
       grad = jax.jit(jax.grad(loss))
       r1 = jax.jit(jax.grad(lambda w, x: loss(w, x) + jnp.sum(jnp.square(jax.grad(loss, argnums=1)(w, x)))))
-      print(f'| {name} | {form} | {difference:.1e} | {best_ms(grad, (w, x), args.reps):.2f} | '
-            f'{best_ms(r1, (w, x), args.reps):.2f} |', flush=True)
+      r1_ms = '-' if name.startswith('G up') else f'{best_ms(r1, (w, x), args.reps):.2f}'
+      print(f'| {name} | {form} | {difference:.1e} | {best_ms(grad, (w, x), args.reps):.2f} | {r1_ms} |',
+            flush=True)
 
 
 if __name__ == '__main__':

@@ -222,7 +222,7 @@ def _conv_valid_dw(x: jax.Array, g: jax.Array, kernel_size) -> jax.Array:
   the kh*kw shifted [Ho, Wo] windows of x side by side (im2col) times g, as one matmul over N*Ho*Wo.
 
   XLA's CPU rule runs it as a conv with an image-sized window: 25 GFLOP/s for the phase conv's 2x2 kernel at
-  512 -> 2048 channels on 16², the matmul 180 (`experiments/bench_conv_forms.py`)."""
+  512 -> 2048 channels on 16², the matmul 180."""
   (kh, kw), (n, ho, wo, o), c = kernel_size, g.shape, x.shape[-1]
   cols = jnp.concatenate([x[:, i:i + ho, j:j + wo] for i in range(kh) for j in range(kw)], -1)
   dw = jnp.matmul(cols.reshape(n * ho * wo, kh * kw * c).T, g.astype(x.dtype).reshape(n * ho * wo, o),
