@@ -9,8 +9,9 @@
 
 A row spec is CONFIG:RES[@MINIBATCH],... with CONFIG `quickstart` (configs/default.py), `quickstart_r1` (the same
 with R1 in every D step, as the official code and the PyTorch port of issue #11's comparison do), `official`
-(configs/ffhq1024.py with its 1-GPU minibatches: the 1024² networks trained at stage RES) or a config file;
-MINIBATCH defaults to the schedule's at that stage. Everything runs on one device (numbers are per device), float32
+(configs/ffhq1024.py with its 1-GPU minibatches: the 1024² networks trained at stage RES) or a config file, and
+`+bf16` after it for bfloat16 convolutions (train.compute_dtype; e.g. official+bf16:1024@32); MINIBATCH defaults
+to the schedule's at that stage. Everything runs on one device (numbers are per device), float32
 at the backend's default matmul precision, with synthetic inputs (the input pipeline has its own benchmark). With
 `--cpu_devices N` the training rows step data-parallel over N CPU devices of the process as `train --cpu_devices=N`
 does (all sharing the machine's cores): img/s and FLOP/s are then the whole CPU's, memory per device.
@@ -44,6 +45,7 @@ from stylegan_jax import accumulation, configs, errors, networks, sampling, sche
 from stylegan_jax.network_config import NetworkConfig  # noqa: E402
 
 CONFIGS = {'quickstart': 'default', 'quickstart_r1': 'default', 'official': 'ffhq1024:1'}  # official: 1-GPU minibatches
+VARIANTS = {'bf16': ('train', 'compute_dtype', 'bfloat16')}  # CONFIG+bf16: bf16 convolutions (train.compute_dtype)
 PRESETS = {
     'cpu': dict(train=['quickstart:8,16,32,32@32', 'quickstart_r1:32@16,32@32', 'official:16@32,32@16'],
                 sample=['official:32@16,256@16']),
@@ -68,10 +70,18 @@ def parse_rows(specs: list[str]) -> list[tuple[str, int, int]]:
   return rows
 
 
-def load_config(name: str):
+def load_config(spec: str):
+  """CONFIG[+VARIANT...] of a row spec: the config with each VARIANTS setting applied."""
+  name, *variants = spec.split('+')
+  unknown = [v for v in variants if v not in VARIANTS]
+  if unknown:
+    raise errors.UsageError(f'{spec}: unknown variant {unknown[0]!r} (variants: {", ".join(VARIANTS)})')
   config = configs.load_config(CONFIGS.get(name, name))
   if name == 'quickstart_r1':
     config.loss.penalty_interval = 1
+  for variant in variants:
+    section, key, value = VARIANTS[variant]
+    config[section][key] = value
   return config
 
 
@@ -253,6 +263,8 @@ def main():
     loaded = {name: load_config(name) for name, _, _ in train_rows + sample_rows + count_rows}
   except errors.UserError as e:
     parser.error(str(e))
+  if any('+' in name for name, _, _ in sample_rows):
+    parser.error('sampling rows run float32 (sampling.Sampler): a +VARIANT is for training and count rows')
   device = jax.devices()[0]
   if args.cpu_devices and device.platform != 'cpu':
     parser.error(f'--cpu_devices is for CPU runs; this one runs on {device.platform}')

@@ -74,3 +74,18 @@ def test_data_parallel_rows_count_every_device():
   (one_header, one), (two_header, two) = count(), count('--cpu_devices', '2')
   assert 'x 2 devices' in two_header and 'devices' not in one_header
   assert two == pytest.approx(one, rel=0.02)
+
+
+def test_bf16_variant_sets_the_compute_dtype_and_is_counted():
+  benchmark = load()
+  assert benchmark.load_config('official+bf16').train.compute_dtype == 'bfloat16'
+  assert benchmark.load_config('official').train.compute_dtype == 'float32'
+  with pytest.raises(Exception, match="unknown variant 'fp8'"):
+    benchmark.load_config('smoke+fp8')
+  out = subprocess.run([sys.executable, SCRIPT, '--train', '--sample', '--count', 'smoke:8', 'smoke+bf16:8'],
+                       capture_output=True, text=True, check=True, cwd=ROOT).stdout
+  rows = [line.split('|')[1:-1] for line in out.splitlines() if line.startswith('| train')]
+  assert [r[1].strip() for r in rows] == ['smoke', 'smoke+bf16']
+  run = subprocess.run([sys.executable, SCRIPT, '--train', '--sample', 'smoke+bf16:8'], capture_output=True,
+                       text=True, cwd=ROOT)
+  assert run.returncode == 2 and run.stderr.splitlines()[-1].endswith('a +VARIANT is for training and count rows')
