@@ -9,10 +9,12 @@
 
 A row spec is CONFIG:RES[@MINIBATCH],... with CONFIG `quickstart` (configs/default.py), `quickstart_r1` (the same
 with R1 in every D step, as the official code and the PyTorch port of issue #11's comparison do), `official`
-(configs/ffhq1024.py with its 1-GPU minibatches: the 1024² networks trained at stage RES) or a config file, and
-`+bf16` after it for bfloat16 convolutions (train.compute_dtype; e.g. official+bf16:1024@32); MINIBATCH defaults
-to the schedule's at that stage. Everything runs on one device (numbers are per device), float32
-at the backend's default matmul precision, with synthetic inputs (the input pipeline has its own benchmark). With
+(configs/ffhq1024.py with its 1-GPU minibatches: the 1024² networks trained at stage RES) or a config file, then
+optionally `+bf16` (bfloat16 convolutions, train.compute_dtype) or `+tf32` (float32 convolutions on TF32 tensor
+cores, train.matmul_precision; the configs' default is true float32), e.g. official+tf32:1024@32; MINIBATCH
+defaults to the schedule's at that stage. Everything runs on one device (numbers are per device), the training
+rows at their config's precision, the sampling rows at JAX's default one (TF32 on recent NVIDIA GPUs), with
+synthetic inputs (the input pipeline has its own benchmark). With
 `--cpu_devices N` the training rows step data-parallel over N CPU devices of the process as `train --cpu_devices=N`
 does (all sharing the machine's cores): img/s and FLOP/s are then the whole CPU's, memory per device.
 
@@ -45,7 +47,8 @@ from stylegan_jax import accumulation, configs, errors, networks, sampling, sche
 from stylegan_jax.network_config import NetworkConfig  # noqa: E402
 
 CONFIGS = {'quickstart': 'default', 'quickstart_r1': 'default', 'official': 'ffhq1024:1'}  # official: 1-GPU minibatches
-VARIANTS = {'bf16': ('train', 'compute_dtype', 'bfloat16')}  # CONFIG+bf16: bf16 convolutions (train.compute_dtype)
+VARIANTS = {'bf16': ('train', 'compute_dtype', 'bfloat16'),  # CONFIG+bf16: bf16 convs and matmuls
+            'tf32': ('train', 'matmul_precision', 'tensorfloat32')}  # CONFIG+tf32: TF32 tensor cores (NVIDIA)
 PRESETS = {
     'cpu': dict(train=['quickstart:8,16,32,32@32', 'quickstart_r1:32@16,32@32', 'official:16@32,32@16'],
                 sample=['official:32@16,256@16']),

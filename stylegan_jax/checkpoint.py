@@ -57,13 +57,13 @@ STEP_DIGITS = 9
 # Config keys (with everything under them) that may change on resume with allow_changes: the run's length, how
 # often it logs (ticks), draws grids and saves, the grid, where and how fast the same data is read, when the steps
 # compile (the same programs), what it evaluates (metrics), and the compute precision and form (train.compute_dtype,
-# train.D_fused_downscale: the same model at another rounding). Anything
+# train.matmul_precision, train.D_fused_downscale: the same model at another rounding). Anything
 # else (model, schedule, loss, seed, data identity, training hyperparameters) would change the run: refused.
 SAFE_CHANGES = ('train.total_kimg', 'train.checkpoint_kimg', 'train.checkpoints_to_keep',
                 'train.image_snapshot_ticks', 'train.grid_size', 'train.grid_seed', 'schedule.tick_kimg_base',
                 'schedule.tick_kimg_dict', 'data.data_dir', 'data.source_dir', 'data.num_threads',
-                'data.prefetch_batches', 'metrics', 'train.compute_dtype', 'train.compile_ahead',
-                'train.D_fused_downscale')
+                'data.prefetch_batches', 'metrics', 'train.compute_dtype', 'train.matmul_precision',
+                'train.compile_ahead', 'train.D_fused_downscale')
 
 
 class ConfigChangeError(errors.UserError, ValueError):
@@ -157,7 +157,8 @@ def _flatten(tree: dict, prefix: str = '') -> dict[str, Any]:
 # Keys added to the configs after runs were saved, with the value a config without them means (what the code
 # reads then, the behaviour of those runs): such a run resumes under a new config without a change to allow.
 ADDED_KEYS = {'loss.penalty_interval': 1, 'train.G_smoothing_rampup': 0.0, 'train.min_minibatch_per_device': 0,
-              'train.compute_dtype': 'float32', 'train.compile_ahead': True, 'train.D_fused_downscale': 'never',
+              'train.compute_dtype': 'float32', 'train.matmul_precision': 'default', 'train.compile_ahead': True,
+              'train.D_fused_downscale': 'never',
               'train.adam_betas': list(train_state.OFFICIAL_ADAM_BETAS), 'schedule.lrate_rampdown_kimg': 0.0}
 
 

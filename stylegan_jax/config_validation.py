@@ -56,6 +56,8 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
                          '(beta1, beta2), two numbers in [0, 1)'),
     'train.adam_epsilon_form': ((lambda v: v in ('tf', 'optax')), "'tf' or 'optax' (train_state.ADAM_EPSILON_FORMS)"),
     'train.compute_dtype': ((lambda v: v in ('float32', 'bfloat16')), "'float32' or 'bfloat16' (steps.COMPUTE_DTYPES)"),
+    'train.matmul_precision': ((lambda v: v in ('float32', 'tensorfloat32', 'default')),
+                               "'float32', 'tensorfloat32' or 'default' (steps.MATMUL_PRECISIONS)"),
     'train.D_fused_downscale': ((lambda v: v in ('auto', 'always', 'never')),
                                 "'auto', 'always' or 'never' (steps.FUSED_DOWNSCALE)"),
 }

@@ -12,7 +12,11 @@ device minibatch) and minibatch stddev (groups within a device's minibatch) are 
 multi-GPU code; with gradient accumulation (accumulation.py) per micro-batch.
 
 Precision: `train.compute_dtype` ('float32' or 'bfloat16') is the compute dtype of G's and D's convolutions and
-dense matmuls (networks.py); params, Adam states, Gs, losses and penalties stay float32.
+dense matmuls (networks.py); params, Adam states, Gs, losses and penalties stay float32. `train.matmul_precision`
+is how the steps' float32 convolutions and matmuls are computed: 'float32' (every config's default: true float32,
+the official code's arithmetic) or 'tensorfloat32' (TF32 tensor cores on NVIDIA GPUs, a deviation), or 'default'
+(JAX's setting as it is: by default TF32 on recent NVIDIA GPUs and one bfloat16 pass on TPUs). CPUs compute float32
+whatever the setting.
 
 D's downsampling: with `train.D_fused_downscale` ('auto': on CPU) every step runs D with each conv + box
 downsampling as one stride-2 4x4 conv (networks.Discriminator's fused_downscale: the same function, 2.25x fewer
@@ -45,6 +49,7 @@ AXIS = 'batch'
 _Z, _GP_MIX, _NOISE = 0, 1, 2  # fold_in tags of the per-sample streams (noise layer i uses _NOISE + i)
 COMPUTE_DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}  # train.compute_dtype -> the networks' dtype
 FUSED_DOWNSCALE = ('auto', 'always', 'never')  # train.D_fused_downscale
+MATMUL_PRECISIONS = ('float32', 'tensorfloat32', 'default')  # train.matmul_precision
 
 
 def make_mesh(devices=None) -> Mesh:
@@ -97,6 +102,27 @@ def compute_dtype(train):
   if name not in COMPUTE_DTYPES:
     raise ValueError(f"train.compute_dtype must be one of {', '.join(COMPUTE_DTYPES)}, got {name!r}")
   return COMPUTE_DTYPES[name]
+
+
+def matmul_precision(train) -> Optional[str]:
+  """jax_default_matmul_precision for the steps from train.matmul_precision (absent in configs older than the
+  option: 'default'); None for 'default' (JAX's setting as it is)."""
+  name = train.get('matmul_precision', 'default')
+  if name not in MATMUL_PRECISIONS:
+    raise ValueError(f"train.matmul_precision must be one of {', '.join(MATMUL_PRECISIONS)}, got {name!r}")
+  return None if name == 'default' else name
+
+
+def _at_precision(body: Callable, precision: Optional[str]) -> Callable:
+  """`body`, traced with jax_default_matmul_precision `precision` (None: as it is)."""
+  if precision is None:
+    return body
+
+  @functools.wraps(body)
+  def traced(*args, **kwargs):
+    with jax.default_matmul_precision(precision):
+      return body(*args, **kwargs)
+  return traced
 
 
 def fused_downscale(train) -> bool:
@@ -161,7 +187,7 @@ def build_stage_steps(model: NetworkConfig, config, resolution: int, global_batc
   minibatch is trained as `accumulation_steps` micro-batches (accumulation.py). Jitted with the platform's
   `compiler_options`."""
   train, loss_config = config.train, config.loss
-  dtype = compute_dtype(train)
+  dtype, precision = compute_dtype(train), matmul_precision(train)
   G, D = networks.Generator(model, dtype), networks.Discriminator(model, dtype)
   D_fused = D_penalty = D
   if fused_downscale(train):
@@ -291,13 +317,13 @@ def build_stage_steps(model: NetworkConfig, config, resolution: int, global_batc
   options = compiler_options(mesh)
 
   def compile_d_step(penalty_weight: float, name: str):
-    body = functools.partial(d_body, penalty_weight=penalty_weight, name=name)
+    body = _at_precision(functools.partial(d_body, penalty_weight=penalty_weight, name=name), precision)
     return jax.jit(jax.shard_map(body, mesh=mesh, in_specs=(P(), batch, batch, P(), P()), out_specs=(P(), P()),
                                  check_vma=False), donate_argnums=0, compiler_options=options)
 
   d_step = compile_d_step(float(penalty_interval), 'd_step')
   d_step_plain = compile_d_step(0.0, 'd_step_plain') if penalty_interval > 1 else d_step
-  g_step = jax.jit(jax.shard_map(g_body, mesh=mesh, in_specs=(P(), batch, P(), P()), out_specs=(P(), P()),
+  g_step = jax.jit(jax.shard_map(_at_precision(g_body, precision), mesh=mesh, in_specs=(P(), batch, P(), P()), out_specs=(P(), P()),
                                  check_vma=False), donate_argnums=0, compiler_options=options)
   return StageSteps(resolution, global_batch, d_step, g_step, traces, penalty_interval, d_step_plain,
                     accumulation_steps)

@@ -76,10 +76,12 @@ def test_data_parallel_rows_count_every_device():
   assert two == pytest.approx(one, rel=0.02)
 
 
-def test_bf16_variant_sets_the_compute_dtype_and_is_counted():
+def test_variants_set_the_precision_and_are_counted():
   benchmark = load()
   assert benchmark.load_config('official+bf16').train.compute_dtype == 'bfloat16'
   assert benchmark.load_config('official').train.compute_dtype == 'float32'
+  tf32 = benchmark.load_config('official+tf32+bf16').train
+  assert (tf32.matmul_precision, tf32.compute_dtype) == ('tensorfloat32', 'bfloat16')
   with pytest.raises(Exception, match="unknown variant 'fp8'"):
     benchmark.load_config('smoke+fp8')
   out = subprocess.run([sys.executable, SCRIPT, '--train', '--sample', '--count', 'smoke:8', 'smoke+bf16:8'],

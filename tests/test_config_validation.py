@@ -194,7 +194,7 @@ def test_unknown_override_is_one_line(tmp_path):
       'error: unknown config key train.r1_gama: did you mean loss.r1_gamma? train has D_fused_downscale, '
       'G_smoothing_kimg, G_smoothing_rampup, adam_betas, adam_epsilon_form, checkpoint_kimg, checkpoints_to_keep, '
       'compile_ahead, compute_dtype, dlatent_avg_beta, grid_seed, grid_size, image_snapshot_ticks, '
-      'min_minibatch_per_device, mirror_augment, style_mixing_prob, total_kimg']
+      'matmul_precision, min_minibatch_per_device, mirror_augment, style_mixing_prob, total_kimg']
   assert list(tmp_path.iterdir()) == []
 
 

@@ -16,7 +16,7 @@ def run(tmp_path, *parts, **env):
 def test_an_unknown_part_is_one_line_before_anything_runs(tmp_path):
   result = run(tmp_path, 'env', 'benchmark')
   assert result.returncode == 2 and result.stdout == ''
-  assert result.stderr.strip() == "gpu_check.sh: unknown part 'benchmark' (parts: env golden bench bf16 train; or --fetch)"
+  assert result.stderr.strip() == "gpu_check.sh: unknown part 'benchmark' (parts: env golden bench fast train; or --fetch)"
 
 
 def test_a_failed_part_leaves_the_next_one_its_turn(tmp_path):

@@ -1,5 +1,7 @@
-"""train.compute_dtype='bfloat16': bf16 convolutions and dense matmuls with float32 params, states and outputs."""
+"""train.compute_dtype='bfloat16': bf16 convolutions and dense matmuls with float32 params, states and outputs;
+train.matmul_precision: how the steps' float32 convolutions and matmuls are computed."""
 
+import collections
 import json
 import re
 
@@ -129,6 +131,51 @@ def test_switching_precision_on_resume_needs_the_flag():
   config.train.compute_dtype = 'bfloat16'
   assert checkpoint.check_config(saved, checkpoint.config_dict(config), allow_changes=True) == ['train.compute_dtype']
   with pytest.raises(checkpoint.ConfigChangeError, match=r"train.compute_dtype \('float32' -> 'bfloat16'\)"):
+    checkpoint.check_config(saved, checkpoint.config_dict(config), allow_changes=False)
+
+
+def lowered_precisions(config) -> collections.Counter:
+  """Each conv and dot operand's precision in the lowered D (with R1) and G steps of MODEL at 8x8."""
+  mesh = steps.make_mesh(jax.devices()[:1])
+  pair = steps.build_stage_steps(MODEL, config, 8, 4, mesh)
+  state, images, labels, scalar = steps.abstract_inputs(MODEL, mesh, 8, 4)
+  text = (pair.d_step.lower(state, images, labels, scalar, scalar).as_text()
+          + pair.g_step.lower(state, labels, scalar, scalar).as_text())
+  ops = len(re.findall(r'stablehlo\.(?:convolution|dot_general)', text))
+  found = collections.Counter(re.findall(r'precision (\w+)>', text))  # convolutions
+  for pair_of_precisions in re.findall(r'precision = \[(\w+), (\w+)\]', text):  # dot_general
+    found.update(pair_of_precisions)
+  assert ops > 50 and sum(found.values()) == 2 * ops, (ops, found)
+  return found
+
+
+def test_matmul_precision_sets_every_conv_and_matmul_of_the_steps():
+  """float32 (every config's default): HIGHEST whatever JAX's own setting; tensorfloat32: HIGH; 'default' leaves
+  JAX's setting (here its 'bfloat16', DEFAULT) as it is. Configs saved before the option mean 'default'."""
+  assert smoke.get_config().train.matmul_precision == 'float32'
+  with jax.default_matmul_precision('bfloat16'):
+    for name, precision in (('float32', 'HIGHEST'), ('tensorfloat32', 'HIGH'), ('default', 'DEFAULT')):
+      assert set(lowered_precisions(run_config(matmul_precision=name))) == {precision}, name
+  config = smoke.get_config()
+  del config.train['matmul_precision']
+  assert steps.matmul_precision(config.train) is None
+  config.train.matmul_precision = 'highest'
+  with pytest.raises(errors.UsageError, match="train.matmul_precision='highest': must be 'float32', 'tensorfloat32'"):
+    config_validation.validate(config)
+
+
+def test_a_run_saved_before_matmul_precision_resumes_as_default_or_with_the_flag():
+  """A checkpoint without the key ran at JAX's setting ('default'): the same value resumes without a change, the
+  new default float32 is a safe change that needs --allow_config_change."""
+  saved = checkpoint.config_dict(smoke.get_config())
+  del saved['train']['matmul_precision']
+  config = smoke.get_config()
+  config.train.matmul_precision = 'default'
+  assert checkpoint.check_config(saved, checkpoint.config_dict(config), allow_changes=False) == []
+  config.train.matmul_precision = 'float32'
+  assert checkpoint.check_config(saved, checkpoint.config_dict(config), allow_changes=True) == [
+      'train.matmul_precision']
+  with pytest.raises(checkpoint.ConfigChangeError, match=r"train.matmul_precision \('unset' -> 'float32'\)"):
     checkpoint.check_config(saved, checkpoint.config_dict(config), allow_changes=False)
 
 

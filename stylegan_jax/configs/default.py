@@ -70,6 +70,8 @@ def get_config() -> ml_collections.ConfigDict:
                                   # of them mirrored, score fd_domain 98.9, the mirror-augmented defaults ~108
       min_minibatch_per_device=0,  # > 0: raise smaller stage minibatches to this x devices, lr x sqrt (a deviation)
       compute_dtype='float32',    # 'bfloat16': G's and D's convs and dense matmuls in bf16 (GPU/TPU), all else float32
+      matmul_precision='float32',  # float32 convs/matmuls as the official code; 'tensorfloat32': TF32 tensor cores
+                                  # on NVIDIA GPUs (a deviation); 'default': JAX's (TF32 on GPUs, bf16 on TPUs)
       compile_ahead=True,         # compile the next stage's steps in the background while a stage trains
       D_fused_downscale='auto',   # D's conv + box downsampling as one stride-2 conv in every step ('auto': on
                                   # CPU, 1.1-1.2x faster there; the same function)
