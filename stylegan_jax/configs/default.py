@@ -5,10 +5,10 @@ Run:      ./run.sh train
              python -m stylegan_jax.main --config stylegan_jax/configs/default.py --workdir workdir/quickstart
              --cpu_devices=2)
 Expected: grows 8x8 -> 16x16 -> 32x32 and reaches 100 kimg in 20-28 minutes on 2 CPU cores (compilation and
-          evaluations included; 21.4 for ./run.sh train on a fresh clone at commit 477fa66, 20.0 at 522d661,
-          23.7 at e758b24: README "Quickstart result"): all 10 classes (the smallest 4.3% of 10k Gs images at
-          477fa66, 2.8% at 522d661, 5.2% at e758b24), domain FD of 10k Gs images 31.3 (47.3 at 522d661, 49.5 at
-          e758b24; 31.3 with --config.seed=1 at e758b24;
+          evaluations included; 22.1 for ./run.sh train on a fresh clone at commit e9d0848, 21.4 at 477fa66, 20.0
+          at 522d661, 23.7 at e758b24: README "Quickstart result"): all 10 classes (the smallest 4.0% of 10k Gs
+          images at e9d0848, 4.3% at 477fa66, 2.8% at 522d661, 5.2% at e758b24), domain FD of 10k Gs images 37.5
+          (31.3 at 477fa66, 47.3 at 522d661, 49.5 at e758b24; 31.3 with --config.seed=1 at e758b24;
           `stylegan-jax metrics evaluate workdir/quickstart --metrics fd_domain10k,coverage10k`);
           workdir/quickstart/samples/ holds the sample grids.
 
