@@ -280,7 +280,7 @@ def build_stage_steps(model: NetworkConfig, config, resolution: int, global_batc
     new_state = state.replace(D={'params': d_params}, D_opt=d_opt, G=g_vars, rng=rng,
                               Gs={**g_vars, 'params': gs_params}, nimg=state.nimg + global_batch,
                               skipped=state.skipped.at[0].add(1 - finite.astype(jnp.int32)))
-    metrics = {'loss_D': loss, 'grad_norm_D': optax.global_norm(grads), 'D_real': jnp.mean(aux['real_scores']),
+    metrics = {'loss_D': loss, 'grad_norm_D': optax.tree.norm(grads), 'D_real': jnp.mean(aux['real_scores']),
                'D_fake': jnp.mean(aux['fake_scores']), 'skipped_D': 1.0 - finite.astype(jnp.float32)}
     for name in ('r1_penalty', 'gradient_penalty'):
       if name in aux:
@@ -307,7 +307,7 @@ def build_stage_steps(model: NetworkConfig, config, resolution: int, global_batc
     g_params, g_opt, finite = _adam_update(optimizer, state.G['params'], state.G_opt, grads, lr, g_mask)
     new_state = state.replace(G={**state.G, 'params': g_params, 'stats': g_stats}, G_opt=g_opt, rng=rng,
                               skipped=state.skipped.at[1].add(1 - finite.astype(jnp.int32)))
-    metrics = {'loss_G': loss, 'grad_norm_G': optax.global_norm(grads),
+    metrics = {'loss_G': loss, 'grad_norm_G': optax.tree.norm(grads),
                'skipped_G': 1.0 - finite.astype(jnp.float32)}
     return new_state, lax.pmean(metrics, AXIS)
 
