@@ -41,6 +41,13 @@ if [ "${1:-}" = --fetch ]; then
   exit 0
 fi
 
+parts=("$@")
+[ ${#parts[@]} = 0 ] && parts=(env golden bench fast train)
+for p in "${parts[@]}"; do
+  case "$p" in env|golden|bench|fast|train) ;;
+    *) echo "gpu_check.sh: unknown part '$p' (parts: env golden bench fast train; or --fetch)" >&2; exit 2 ;;
+  esac
+done
 OUT=${OUT:-$ROOT/gpu_check}
 mkdir -p "$OUT"
 PYTHON=${PYTHON:-python3}
@@ -92,13 +99,6 @@ train_part() {
 export -f env_part train_part
 export DEVICE_DIR OUT PYTHON
 
-parts=("$@")
-[ ${#parts[@]} = 0 ] && parts=(env golden bench fast train)
-for p in "${parts[@]}"; do
-  case "$p" in env|golden|bench|fast|train) ;;
-    *) echo "gpu_check.sh: unknown part '$p' (parts: env golden bench fast train; or --fetch)" >&2; exit 2 ;;
-  esac
-done
 for p in "${parts[@]}"; do
   case "$p" in
     env) part env 60 env.txt env_part ;;
