@@ -82,8 +82,9 @@ def test_bf16_gradients_compute_in_bf16():
 def test_bf16_step_pair_keeps_float32_states_and_close_gradients():
   """One D and one G step from the same state in float32 and bf16: bf16 keeps every state float32 and finite, and
   its gradients are close. Adam's beta1 is 0, so its first moment after the first step is the (device-averaged)
-  gradient: bf16's is within 20% of float32's (L2; measured D 4.1%, G 11.3%); losses, R1 penalty and gradient
-  norms within 2% (measured at most 0.8%)."""
+  gradient: bf16's is within 20% of float32's (L2; measured D 4.1%, G 11.3%); losses and gradient norms within 2%
+  (measured at most 0.8%), the R1 penalty within 5% (measured 2.7% since its step runs D's fused convs with the
+  phase input gradient on CPU, commit 192b40b; 0.8% with the separate convs, which accelerators run)."""
   mesh = steps.make_mesh(jax.devices()[:2])
   images = steps.shard_batch(np.random.RandomState(0).randint(0, 256, (8, 8, 8, 1)).astype(np.uint8), mesh)
   labels = steps.shard_batch(np.zeros((8, 0), np.float32), mesh)
@@ -98,8 +99,9 @@ def test_bf16_step_pair_keeps_float32_states_and_close_gradients():
   assert bf16.skipped.tolist() == [0, 0]
   for opt in ('D_opt', 'G_opt'):
     assert rel_l2(getattr(f32, opt).mu, getattr(bf16, opt).mu) < 0.2
-  for name in ('loss_D', 'loss_G', 'r1_penalty', 'grad_norm_D', 'grad_norm_G'):
+  for name in ('loss_D', 'loss_G', 'grad_norm_D', 'grad_norm_G'):
     assert metrics['bfloat16'][name] == pytest.approx(metrics['float32'][name], rel=0.02), name
+  assert metrics['bfloat16']['r1_penalty'] == pytest.approx(metrics['float32']['r1_penalty'], rel=0.05)
 
 
 def assert_float32_and_finite(state):
