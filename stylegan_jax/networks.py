@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import DTypeLike
 
-from stylegan_jax import layers
+from stylegan_jax import layers, winograd
 from stylegan_jax.network_config import NetworkConfig
 
 NOISE_MODES = ('random', 'const', 'none')
@@ -60,7 +60,8 @@ class Conv(nn.Module):
   """Equalized-lr conv layer of D: [N, H, W, in] -> [N, H', W', features], with bias and optional leaky ReLU.
 
   With `down`, it is blur (optional) -> conv -> 2x2 box downsampling, fused from 128² up (Conv1_down);
-  `phase_grad`: the fused form's input gradient as a phase conv (layers.conv2d_downscale2d).
+  `phase_grad`: the fused form's input gradient as a phase conv (layers.conv2d_downscale2d); `winograd`: the 3x3
+  convs (with the downsampling) as Winograd transforms where `winograd.pays`.
   """
   features: int
   kernel: int = 3
@@ -72,12 +73,16 @@ class Conv(nn.Module):
   blur: bool = True
   dtype: DTypeLike = jnp.float32
   phase_grad: bool = False
+  winograd: bool = False
 
   @nn.compact
   def __call__(self, x):
     w = layers.weight_param(self, (self.kernel, self.kernel, x.shape[-1], self.features), gain=self.gain,
                             use_wscale=self.use_wscale)
-    if self.down:
+    if self.winograd and winograd.pays(x.shape, w.shape, self.dtype):
+      x = layers.blur(x) if self.down and self.blur else x
+      x = winograd.conv2d_downscale2d(x, w) if self.down else winograd.conv2d(x, w)
+    elif self.down:
       x = layers.conv2d_downscale2d(layers.blur(x) if self.blur else x, w, self.fused, self.dtype, self.phase_grad)
     else:
       x = layers.conv2d(x, w, dtype=self.dtype)
@@ -145,7 +150,9 @@ class SynthesisLayer(nn.Module):
   """One synthesis layer: (const | conv | up-conv + blur) -> noise -> bias -> lrelu -> norms -> style.
 
   kind: 'const' (the learned 4x4 input, initialised to ones), 'conv' (3x3) or 'up' (2x upsampling 3x3 conv;
-  `phases`: unfused as one 2x2 conv at the input's size, layers.upscale2d_conv2d).
+  `phases`: unfused as one 2x2 conv at the input's size, layers.upscale2d_conv2d). `winograd`: the convs as
+  Winograd transforms where `winograd.pays` (the fused up-conv as nearest upsampling then the conv with `w` rotated
+  180°, the same function).
   """
   config: NetworkConfig
   features: int
@@ -153,6 +160,7 @@ class SynthesisLayer(nn.Module):
   fused: bool = False
   dtype: DTypeLike = jnp.float32
   phases: bool = False
+  winograd: bool = False
 
   @nn.compact
   def __call__(self, x, dlatent, noise):
@@ -163,12 +171,16 @@ class SynthesisLayer(nn.Module):
     else:
       w = layers.weight_param(self, (3, 3, x.shape[-1], self.features), gain=layers.LRELU_GAIN,
                               use_wscale=cfg.use_wscale)
+      use_winograd = self.winograd and winograd.pays(x.shape, w.shape, self.dtype)
       if self.kind == 'up':
-        x = layers.upscale2d_conv2d(x, w, self.fused, self.dtype, self.phases)
+        if use_winograd:
+          x = winograd.upscale2d_conv2d(x, jnp.flip(w, (0, 1)) if self.fused else w)
+        else:
+          x = layers.upscale2d_conv2d(x, w, self.fused, self.dtype, self.phases)
         if cfg.blur:
           x = layers.blur(x)
       else:
-        x = layers.conv2d(x, w, dtype=self.dtype)
+        x = winograd.conv2d(x, w) if use_winograd else layers.conv2d(x, w, dtype=self.dtype)
     if cfg.use_noise and noise is not None:
       x = NoiseStrength(name='Noise')(x, noise)
     x = layers.leaky_relu(x + layers.bias_param(self, self.features))
@@ -185,6 +197,7 @@ class SynthesisBlock(nn.Module):
   res_log2: int
   dtype: DTypeLike = jnp.float32
   phase_upscale: bool = False
+  winograd: bool = False
 
   @nn.compact
   def __call__(self, x, dlatents, noise_inputs):
@@ -193,12 +206,12 @@ class SynthesisBlock(nn.Module):
     features = cfg.nf(r - 1)
     if r == 2:
       x = SynthesisLayer(cfg, features, 'const', name='Const')(None, dlatents[:, first], noise_inputs[first])
-      return SynthesisLayer(cfg, features, 'conv', dtype=dtype, name='Conv')(x, dlatents[:, second],
-                                                                            noise_inputs[second])
-    x = SynthesisLayer(cfg, features, 'up', cfg.fused(r), dtype, self.phase_upscale, name='Conv0_up')(
+      return SynthesisLayer(cfg, features, 'conv', dtype=dtype, winograd=self.winograd, name='Conv')(
+          x, dlatents[:, second], noise_inputs[second])
+    x = SynthesisLayer(cfg, features, 'up', cfg.fused(r), dtype, self.phase_upscale, self.winograd, name='Conv0_up')(
         x, dlatents[:, first], noise_inputs[first])
-    return SynthesisLayer(cfg, features, 'conv', dtype=dtype, name='Conv1')(x, dlatents[:, second],
-                                                                           noise_inputs[second])
+    return SynthesisLayer(cfg, features, 'conv', dtype=dtype, winograd=self.winograd, name='Conv1')(
+        x, dlatents[:, second], noise_inputs[second])
 
 
 class Synthesis(nn.Module):
@@ -209,11 +222,13 @@ class Synthesis(nn.Module):
   'none' (no noise).
   `phase_upscale`: compute the unfused upsampling convs (below 128² in the official configs) as 2x2 convs at the
   input's size (layers.upscale2d_conv2d), the same function with 2.25x fewer FLOPs; None: on CPU, where it was
-  measured faster (README "Benchmarks").
+  measured faster (README "Benchmarks"). `winograd`: the 3x3 convs (with the upsampling) as Winograd transforms
+  where `winograd.pays` (winograd.py: the same functions, 2.25x / 1.8x fewer multiplications); None: on CPU.
   """
   config: NetworkConfig
   dtype: DTypeLike = jnp.float32
   phase_upscale: Optional[bool] = None
+  winograd: Optional[bool] = None
 
   @nn.compact
   def __call__(self, dlatents, lod=0.0, *, noise_mode: str = 'random', resolution: Optional[int] = None,
@@ -229,11 +244,12 @@ class Synthesis(nn.Module):
     noise_inputs = self._noise_inputs('none' if noise is not None else noise_mode, dlatents.shape[0], out_log2)
     if noise is not None:
       noise_inputs = list(noise) + [None] * (cfg.num_layers - len(noise))
-    phases = _on_cpu_unless_set(self.phase_upscale)
-    x = SynthesisBlock(cfg, 2, self.dtype, name='4x4')(None, dlatents, noise_inputs)
+    phases, use_winograd = _on_cpu_unless_set(self.phase_upscale), _on_cpu_unless_set(self.winograd)
+    x = SynthesisBlock(cfg, 2, self.dtype, winograd=use_winograd, name='4x4')(None, dlatents, noise_inputs)
     images = self._to_rgb(x, full_log2 - 2)
     for r in range(3, out_log2 + 1):
-      x = SynthesisBlock(cfg, r, self.dtype, phases, name=f'{2 ** r}x{2 ** r}')(x, dlatents, noise_inputs)
+      x = SynthesisBlock(cfg, r, self.dtype, phases, use_winograd, name=f'{2 ** r}x{2 ** r}')(x, dlatents,
+                                                                                            noise_inputs)
       images = layers.lerp_clip(self._to_rgb(x, full_log2 - r), layers.upscale2d(images), lod - (full_log2 - r))
     return images
 
@@ -286,16 +302,17 @@ def style_mix(dlatents, dlatents2, crossover):
 class Generator(nn.Module):
   """G_style: mapping -> (training: dlatent_avg tracking, style mixing) -> truncation -> synthesis.
 
-  Sub-modules are named 'mapping' and 'synthesis' as the official components are; `phase_upscale` as in
-  Synthesis.
+  Sub-modules are named 'mapping' and 'synthesis' as the official components are; `phase_upscale` and
+  `winograd` as in Synthesis.
   """
   config: NetworkConfig
   dtype: DTypeLike = jnp.float32
   phase_upscale: Optional[bool] = None
+  winograd: Optional[bool] = None
 
   def setup(self):
     self.mapping = Mapping(self.config, self.dtype)
-    self.synthesis = Synthesis(self.config, self.dtype, self.phase_upscale)
+    self.synthesis = Synthesis(self.config, self.dtype, self.phase_upscale, self.winograd)
     self.dlatent_avg = self.variable('stats', 'dlatent_avg', jnp.zeros, (self.config.dlatent_size,), jnp.float32)
 
   def __call__(self, latents, labels=None, lod=0.0, *, truncation_psi=1.0, truncation_cutoff=None,
@@ -350,26 +367,29 @@ class DiscriminatorBlock(nn.Module):
   dtype: DTypeLike = jnp.float32
   fused_downscale: bool = False
   phase_grad: bool = False
+  winograd: bool = False
 
   @nn.compact
   def __call__(self, x):
     cfg, r = self.config, self.res_log2
-    x = Conv(cfg.nf(r - 1), use_wscale=cfg.use_wscale, dtype=self.dtype, name='Conv0')(x)
+    x = Conv(cfg.nf(r - 1), use_wscale=cfg.use_wscale, dtype=self.dtype, winograd=self.winograd, name='Conv0')(x)
     return Conv(cfg.nf(r - 2), use_wscale=cfg.use_wscale, down=True, fused=cfg.fused(r) or self.fused_downscale,
-                blur=cfg.blur, dtype=self.dtype, phase_grad=self.phase_grad, name='Conv1_down')(x)
+                blur=cfg.blur, dtype=self.dtype, phase_grad=self.phase_grad, winograd=self.winograd,
+                name='Conv1_down')(x)
 
 
 class DiscriminatorEpilogue(nn.Module):
   """The 4x4 block: minibatch stddev -> Conv -> Dense0 (NCHW flatten) -> Dense1 -> scores [N, max(label_size,1)]."""
   config: NetworkConfig
   dtype: DTypeLike = jnp.float32
+  winograd: bool = False
 
   @nn.compact
   def __call__(self, x):
     cfg = self.config
     if cfg.mbstd_group_size > 1:
       x = layers.minibatch_stddev(x, cfg.mbstd_group_size, cfg.mbstd_num_features)
-    x = Conv(cfg.nf(1), use_wscale=cfg.use_wscale, dtype=self.dtype, name='Conv')(x)
+    x = Conv(cfg.nf(1), use_wscale=cfg.use_wscale, dtype=self.dtype, winograd=self.winograd, name='Conv')(x)
     x = jnp.transpose(x, (0, 3, 1, 2)).reshape(x.shape[0], -1)  # the official NCHW flatten order
     x = Dense(cfg.nf(0), use_wscale=cfg.use_wscale, dtype=self.dtype, name='Dense0')(x)
     return Dense(max(cfg.label_size, 1), gain=1.0, use_wscale=cfg.use_wscale, activation=False, dtype=self.dtype,
@@ -384,12 +404,14 @@ class Discriminator(nn.Module):
   every block's conv + 2x2 box downsampling as the fused stride-2 4x4 conv, which the official code uses from
   128² up: the same function (equal up to float rounding) with 2.25x fewer FLOPs, for any config.
   `phase_grad` computes the input gradient of those fused convs as phase convs (layers.conv2d_downscale2d: the
-  same derivatives; R1's second derivative several times faster on CPU); None: on CPU.
+  same derivatives; R1's second derivative several times faster on CPU); None: on CPU. `winograd`: the 3x3 convs
+  (with the downsampling, fused or not) as Winograd transforms where `winograd.pays`; None: on CPU.
   """
   config: NetworkConfig
   dtype: DTypeLike = jnp.float32
   fused_downscale: bool = False
   phase_grad: Optional[bool] = None
+  winograd: Optional[bool] = None
 
   @nn.compact
   def __call__(self, images, labels=None, lod=0.0):
@@ -400,13 +422,14 @@ class Discriminator(nn.Module):
       raise ValueError(f'images must be [N, R, R, {cfg.num_channels}] with R a power of two in '
                        f'[4, {cfg.resolution}], got {images.shape}')
     images = images.astype(jnp.float32)
-    phase_grad = _on_cpu_unless_set(self.phase_grad)
+    phase_grad, use_winograd = _on_cpu_unless_set(self.phase_grad), _on_cpu_unless_set(self.winograd)
     x = self._from_rgb(images, full_log2 - in_log2)
     for r in range(in_log2, 2, -1):
-      x = DiscriminatorBlock(cfg, r, self.dtype, self.fused_downscale, phase_grad, name=f'{2 ** r}x{2 ** r}')(x)
+      x = DiscriminatorBlock(cfg, r, self.dtype, self.fused_downscale, phase_grad, use_winograd,
+                             name=f'{2 ** r}x{2 ** r}')(x)
       images = layers.downscale2d(images)
       x = layers.lerp_clip(x, self._from_rgb(images, full_log2 - r + 1), lod - (full_log2 - r))
-    scores = DiscriminatorEpilogue(cfg, self.dtype, name='4x4')(x)
+    scores = DiscriminatorEpilogue(cfg, self.dtype, use_winograd, name='4x4')(x)
     if cfg.label_size:
       if labels is None:
         raise ValueError(f'this discriminator is conditional (label_size={cfg.label_size}): pass labels')
