@@ -44,8 +44,7 @@ def _products(v: jax.Array, u: jax.Array) -> jax.Array:
   """The elementwise products of the transforms: v [K, N, H', W', C] and u [K, C, O] -> [K, N, H', W', O], as K
   matmuls over the N*H'*W' tiles."""
   k, n, h, w, c = v.shape
-  m = jnp.einsum('ktc,kco->kto', v.reshape(k, n * h * w, c), u.astype(jnp.float32),
-                 preferred_element_type=jnp.float32)
+  m = jnp.einsum('ktc,kco->kto', v.reshape(k, n * h * w, c), u, preferred_element_type=jnp.float32)
   return m.reshape(k, n, h, w, u.shape[-1])
 
 
@@ -115,16 +114,16 @@ def conv2d_downscale2d(x: jax.Array, w: jax.Array) -> jax.Array:
   u = kernel_transform(w)[np.ix_(taps, taps)] * (weight[:, None, None, None] * weight[None, :, None, None])
   transformed = _tile_transform(_pad1(x.astype(jnp.float32)), 1)
   v = jnp.concatenate([_tile_transform(transformed[a], 2)[b] for a in taps for b in taps], -1)  # [N, H/2, W/2, 9C]
-  y = jnp.matmul(v.reshape(-1, 9 * c), u.reshape(9 * c, o).astype(jnp.float32), preferred_element_type=jnp.float32)
+  y = jnp.matmul(v.reshape(-1, 9 * c), u.reshape(9 * c, o), preferred_element_type=jnp.float32)
   return y.reshape(n, h // 2, wd // 2, o)
 
 
 def pays(x_shape, w_shape, dtype) -> bool:
   """Whether a network uses the Winograd form of its 3x3 conv of input `x_shape` [N, H, W, C] with `w_shape`: in
   float32, for >= 256 input channels on even inputs of >= 8x8, where it was measured faster on XLA's CPU backend
-  (README "Benchmarks": 1.3-1.6x the official-width training steps at 16² and 32²). Narrower convs keep XLA's own
-  (at the quickstart's widths the Winograd forms were slower, or faster by less than the noise).
+  (README "Benchmarks": 1.55x the official-width training steps at 16² and 32²). Narrower convs keep XLA's own
+  (at the quickstart's widths the Winograd forms were slower, or faster by less than they cost to compile).
   """
   _, h, w, c = x_shape
-  return jnp.dtype(dtype) == jnp.float32 and tuple(w_shape[:2]) == (3, 3) and min(h, w) >= 8 and not (h % 2 or w % 2) \
-      and c >= 256
+  even = not (h % 2 or w % 2)
+  return jnp.dtype(dtype) == jnp.float32 and tuple(w_shape[:2]) == (3, 3) and even and min(h, w) >= 8 and c >= 256
