@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from stylegan_jax import networks, official
+from stylegan_jax import networks, official, winograd
 
 
 @pytest.fixture(scope='module')
@@ -94,6 +94,21 @@ def test_style_mixing(imported, golden):
 def test_discriminator(imported, golden, lod, suffix):
   out = networks.Discriminator(imported.config).apply(imported.D, nhwc(golden['d_images']), None, lod)
   assert_parity(out, golden[f'd_scores_lod{suffix}'])
+
+
+@pytest.mark.parametrize('lod,suffix', LODS[:2])
+def test_winograd_forms_at_every_conv(imported, golden, monkeypatch, lod, suffix):
+  """The Winograd forms (winograd.py; the networks use them for >= 256 channels on CPU) at every 3x3 conv of G's
+  synthesis and of D, the upsampling and downsampling ones included: the official outputs, as XLA's convs give."""
+  monkeypatch.setattr(winograd, 'pays', lambda x_shape, w_shape, dtype: tuple(w_shape[:2]) == (3, 3)
+                      and x_shape[1] % 2 == 0 and x_shape[2] % 2 == 0)
+  out = networks.Generator(imported.config, winograd=True).apply(
+      imported.Gs, golden['synthesis_dlatents'], lod, noise_mode='const', method=networks.Generator.synthesize)
+  assert_parity(nchw(out), golden[f'synthesis_images_lod{suffix}'])
+  for fused_downscale in (False, True):
+    out = networks.Discriminator(imported.config, fused_downscale=fused_downscale, winograd=True).apply(
+        imported.D, nhwc(golden['d_images']), None, lod)
+    assert_parity(out, golden[f'd_scores_lod{suffix}'])
 
 
 def test_discriminator_two_mbstd_groups(imported, golden):
