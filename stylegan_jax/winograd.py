@@ -112,8 +112,8 @@ def conv2d_downscale2d(x: jax.Array, w: jax.Array) -> jax.Array:
   taps = [0, 1, 3]
   weight = jnp.asarray([0.5, 1.0, -0.5], jnp.float32)
   u = kernel_transform(w)[np.ix_(taps, taps)] * (weight[:, None, None, None] * weight[None, :, None, None])
-  transformed = _tile_transform(_pad1(x.astype(jnp.float32)), 1)
-  v = jnp.concatenate([_tile_transform(transformed[a], 2)[b] for a in taps for b in taps], -1)  # [N, H/2, W/2, 9C]
+  transformed = [_tile_transform(rows, 2) for rows in _tile_transform(_pad1(x.astype(jnp.float32)), 1)]
+  v = jnp.concatenate([transformed[a][b] for a in taps for b in taps], -1)  # [N, H/2, W/2, 9C]
   y = jnp.matmul(v.reshape(-1, 9 * c), u.reshape(9 * c, o), preferred_element_type=jnp.float32)
   return y.reshape(n, h // 2, wd // 2, o)
 
