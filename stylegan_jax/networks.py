@@ -79,11 +79,12 @@ class Conv(nn.Module):
   def __call__(self, x):
     w = layers.weight_param(self, (self.kernel, self.kernel, x.shape[-1], self.features), gain=self.gain,
                             use_wscale=self.use_wscale)
+    if self.down and self.blur:
+      x = layers.blur(x)
     if self.winograd and winograd.pays(x.shape, w.shape, self.dtype):
-      x = layers.blur(x) if self.down and self.blur else x
       x = winograd.conv2d_downscale2d(x, w) if self.down else winograd.conv2d(x, w)
     elif self.down:
-      x = layers.conv2d_downscale2d(layers.blur(x) if self.blur else x, w, self.fused, self.dtype, self.phase_grad)
+      x = layers.conv2d_downscale2d(x, w, self.fused, self.dtype, self.phase_grad)
     else:
       x = layers.conv2d(x, w, dtype=self.dtype)
     x = x + layers.bias_param(self, self.features)

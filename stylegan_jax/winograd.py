@@ -28,6 +28,14 @@ def kernel_transform(w: jax.Array) -> jax.Array:
   return jnp.einsum('ai,ijco,bj->abco', _KERNEL_TRANSFORM, w, _KERNEL_TRANSFORM)
 
 
+def _reduced_kernel_transform(w: jax.Array, weights) -> jax.Array:
+  """The kernel transform's rows and columns 0, 1, 3 [3, 3, C, O] (the forms whose transformed row 2 vanishes),
+  times weights[a] * weights[b]."""
+  taps = [0, 1, 3]
+  weights = jnp.asarray(weights, jnp.float32)
+  return kernel_transform(w)[np.ix_(taps, taps)] * (weights[:, None, None, None] * weights[None, :, None, None])
+
+
 def _tile_transform(x: jax.Array, axis: int) -> list[jax.Array]:
   """B^T along `axis` of x padded to 2T + 2: the 4-long tiles at stride 2 (rows d0..d3 = 2t..2t+3) -> the four
   transformed rows [d0 - d2, d1 + d2, d2 - d1, d1 - d3], each T long."""
@@ -81,8 +89,7 @@ def upscale2d_conv2d(x: jax.Array, w: jax.Array) -> jax.Array:
   _check(x, w, even=False)
   n, h, wd, _ = x.shape
   o = w.shape[-1]
-  scale = jnp.asarray([1.0, 2.0, 1.0], jnp.float32)  # the 2 of the middle row, applied to the kernel
-  u = kernel_transform(w)[np.ix_([0, 1, 3], [0, 1, 3])] * (scale[:, None, None, None] * scale[None, :, None, None])
+  u = _reduced_kernel_transform(w, [1.0, 2.0, 1.0])  # the 2 of the middle row, applied to the kernel
 
   def rows(x, axis):  # x padded by 1 -> [x[t-1] - x[t], x[t], x[t] - x[t+1]] for t < H
     size = x.shape[axis] - 2
@@ -109,11 +116,9 @@ def conv2d_downscale2d(x: jax.Array, w: jax.Array) -> jax.Array:
   _check(x, w, even=True)
   n, h, wd, c = x.shape
   o = w.shape[-1]
-  taps = [0, 1, 3]
-  weight = jnp.asarray([0.5, 1.0, -0.5], jnp.float32)
-  u = kernel_transform(w)[np.ix_(taps, taps)] * (weight[:, None, None, None] * weight[None, :, None, None])
+  u = _reduced_kernel_transform(w, [0.5, 1.0, -0.5])
   transformed = [_tile_transform(rows, 2) for rows in _tile_transform(_pad1(x.astype(jnp.float32)), 1)]
-  v = jnp.concatenate([transformed[a][b] for a in taps for b in taps], -1)  # [N, H/2, W/2, 9C]
+  v = jnp.concatenate([transformed[a][b] for a in (0, 1, 3) for b in (0, 1, 3)], -1)  # [N, H/2, W/2, 9C]
   y = jnp.matmul(v.reshape(-1, 9 * c), u.reshape(9 * c, o), preferred_element_type=jnp.float32)
   return y.reshape(n, h // 2, wd // 2, o)
 
