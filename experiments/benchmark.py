@@ -5,6 +5,7 @@
   python experiments/benchmark.py --train official:1024@32 --sample official:1024@32     # on a GPU
   python experiments/benchmark.py --train --sample --count official:256@8,1024@4 --assume-tflops 100  # FLOPs only
   python experiments/benchmark.py --train --sample --count official:1024@4 --memory   # + compiled memory
+  python experiments/benchmark.py --train --sample --count official:256@8,1024@4 --memory --forms gpu  # a GPU's
   python experiments/benchmark.py --cpu_devices 2 --train quickstart:8,16,32 --sample   # as ./run.sh train steps
 
 A row spec is CONFIG:RES[@MINIBATCH],... with CONFIG `quickstart` (configs/default.py), `quickstart_r1` (the same
@@ -16,7 +17,10 @@ defaults to the schedule's at that stage. Everything runs on one device (numbers
 rows at their config's precision, the sampling rows at JAX's default one (TF32 on recent NVIDIA GPUs), with
 synthetic inputs (the input pipeline has its own benchmark). With
 `--cpu_devices N` the training rows step data-parallel over N CPU devices of the process as `train --cpu_devices=N`
-does (all sharing the machine's cores): img/s and FLOP/s are then the whole CPU's, memory per device.
+does (all sharing the machine's cores): img/s and FLOP/s are then the whole CPU's, memory per device. With
+`--forms gpu` (or tpu) the training and count rows build the networks' convolutions in the forms that platform
+runs (steps.build_stage_steps' forms_platform): on a CPU, the FLOP and memory of a GPU's program, or the CPU's
+forms timed against the official ones.
 
 Protocol: the device's peak is measured first in the same run (a large 3x3 convolution and a large matmul);
 each training row compiles the stage's steps as training does (compile s: all D and G steps, with the platform's
@@ -124,9 +128,9 @@ def measure_peak(seconds: float) -> dict[str, float]:
   return peak
 
 
-def stage_steps(config, resolution: int, minibatch: int, num_devices: int = 1):
+def stage_steps(config, resolution: int, minibatch: int, num_devices: int = 1, forms: str | None = None):
   """(model, mesh, the schedule at the stage's first step, minibatch, the stage's StageSteps) on the first
-  `num_devices` devices."""
+  `num_devices` devices, the networks in the forms of platform `forms` (None: the devices')."""
   model = NetworkConfig.from_dict(config.model)
   mesh = steps.make_mesh(jax.devices()[:num_devices])
   nimg = 0
@@ -134,7 +138,8 @@ def stage_steps(config, resolution: int, minibatch: int, num_devices: int = 1):
     nimg += 100
   sched = schedule.schedule_from_config(nimg, config.schedule, model.resolution)
   batch = minibatch or sched.minibatch
-  return model, mesh, sched, batch, steps.build_stage_steps(model, config, resolution, batch, mesh)
+  return model, mesh, sched, batch, steps.build_stage_steps(model, config, resolution, batch, mesh,
+                                                            forms_platform=forms)
 
 
 def pair_flops(d_step, d_step_plain, g_step, penalty_interval: int, num_devices: int = 1) -> float:
@@ -149,11 +154,12 @@ def memory_mib(stage: steps.StageSteps) -> float:
   return max(accumulation.step_bytes(c) for c in (stage.d_step, stage.d_step_plain, stage.g_step)) / 2 ** 20
 
 
-def count_train(config, resolution: int, minibatch: int, memory: bool, num_devices: int = 1) -> dict:
+def count_train(config, resolution: int, minibatch: int, memory: bool, num_devices: int = 1,
+                forms: str | None = None) -> dict:
   """FLOP per image of a stage's step pair from the lowered (not run) steps: any size, any device. Unoptimised
   HLO: fusion does not change the count, which matches the compiled one within a few percent. With `memory`, the
   steps are also compiled for XLA's memory estimate (and the compile seconds)."""
-  model, mesh, _, batch, pair = stage_steps(config, resolution, minibatch, num_devices)
+  model, mesh, _, batch, pair = stage_steps(config, resolution, minibatch, num_devices, forms)
   result = {}
   if memory:
     start = time.perf_counter()
@@ -168,8 +174,9 @@ def count_train(config, resolution: int, minibatch: int, memory: bool, num_devic
   return dict(gflop_per_img=total / batch / 1e9, penalty_interval=pair.penalty_interval, batch=batch, **result)
 
 
-def bench_train(config, resolution: int, minibatch: int, seconds: float, num_devices: int = 1) -> dict:
-  model, mesh, sched, batch, pair = stage_steps(config, resolution, minibatch, num_devices)
+def bench_train(config, resolution: int, minibatch: int, seconds: float, num_devices: int = 1,
+                forms: str | None = None) -> dict:
+  model, mesh, sched, batch, pair = stage_steps(config, resolution, minibatch, num_devices, forms)
   state = steps.replicate(train_state.create_train_state(model, 0), mesh)
   rs = np.random.RandomState(0)
   images = steps.shard_batch(rs.randint(0, 256, (batch, resolution, resolution, model.num_channels), np.uint8), mesh)
@@ -252,6 +259,9 @@ def main():
   parser.add_argument('--seconds', type=float, default=10.0, help='minimum timed seconds per row')
   parser.add_argument('--cpu_devices', type=int, default=0,
                       help='training and count rows data-parallel over this many CPU devices (as train --cpu_devices)')
+  parser.add_argument('--forms', choices=('cpu', 'gpu', 'tpu'),
+                      help="training and count rows: the networks' convolutions in the forms this platform runs "
+                           "(default: the device's; e.g. --forms gpu on a CPU counts a GPU's program)")
   args = parser.parse_args()
   if args.cpu_devices < 0:
     parser.error(f'--cpu_devices must be >= 0, got {args.cpu_devices}')
@@ -273,14 +283,15 @@ def main():
     parser.error(f'--cpu_devices is for CPU runs; this one runs on {device.platform}')
   print(f'{device.platform} ({device.device_kind}{f" x {num_devices} devices" if num_devices > 1 else ""}), '
         f'jax {jax.__version__}, commit {commit()}, '
-        f'{datetime.date.today().isoformat()}; XLA_FLAGS={os.environ.get("XLA_FLAGS", "")!r}', flush=True)
+        f'{datetime.date.today().isoformat()}; {args.forms or device.platform} forms; XLA_FLAGS={os.environ.get("XLA_FLAGS", "")!r}', flush=True)
   if train_rows or sample_rows:
     peak = measure_peak(args.seconds / 2)
     print(f'measured peak: conv {peak["conv"]:.0f} GFLOP/s, matmul {peak["matmul"]:.0f} GFLOP/s\n', flush=True)
     print('| work | config | res | minibatch | compile s | img/s | GFLOP/img | GFLOP/s | of peak: conv / matmul '
           '| MiB (XLA) |')
     print('|---|---|---|---|---|---|---|---|---|---|')
-  for kind, rows, fn in (('train', train_rows, functools.partial(bench_train, num_devices=num_devices)),
+  for kind, rows, fn in (('train', train_rows, functools.partial(bench_train, num_devices=num_devices,
+                                                                       forms=args.forms)),
                          ('sample', sample_rows, bench_sample)):
     for name, resolution, batch in rows:
       r = fn(loaded[name], resolution, batch, args.seconds)
@@ -296,7 +307,7 @@ def main():
     print(f'\n| count | config | res | minibatch | GFLOP/img (lowered){extra} |')
     print('|---|---|---|---|---|' + '---|' * extra.count('|'))
     for name, resolution, batch in count_rows:
-      r = count_train(loaded[name], resolution, batch, args.memory, num_devices)
+      r = count_train(loaded[name], resolution, batch, args.memory, num_devices, args.forms)
       label = 'train' + (f' (R1 every {r["penalty_interval"]})' if r['penalty_interval'] > 1 else '')
       cells = ([f'{args.assume_tflops * 1e3 / r["gflop_per_img"]:.3g}'] if args.assume_tflops else []) + (
           [f'{r["compile_s"]:.1f}', f'{r["memory_mib"]:.0f}'] if args.memory else [])

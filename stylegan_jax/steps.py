@@ -125,13 +125,13 @@ def _at_precision(body: Callable, precision: Optional[str]) -> Callable:
   return traced
 
 
-def fused_downscale(train) -> bool:
+def fused_downscale(train, platform: str) -> bool:
   """Whether train.D_fused_downscale ('auto': on CPU, 'always', 'never'; absent in older configs: 'never') fuses
-  D's downsampling (in every step)."""
+  D's downsampling (in every step) of steps run with `platform`'s forms ('cpu', 'gpu', 'tpu')."""
   name = train.get('D_fused_downscale', 'never')
   if name not in FUSED_DOWNSCALE:
     raise ValueError(f"train.D_fused_downscale must be one of {', '.join(FUSED_DOWNSCALE)}, got {name!r}")
-  return name == 'always' or (name == 'auto' and jax.default_backend() == 'cpu')
+  return name == 'always' or (name == 'auto' and platform == 'cpu')
 
 
 def gs_decay(train, nimg, global_batch: int):
@@ -182,19 +182,28 @@ def compiler_options(mesh: Mesh) -> dict:
 
 
 def build_stage_steps(model: NetworkConfig, config, resolution: int, global_batch: int, mesh: Mesh,
-                      accumulation_steps: int = 1) -> StageSteps:
+                      accumulation_steps: int = 1, forms_platform: Optional[str] = None) -> StageSteps:
   """The D and G steps for one stage. `config` is the run config (uses .loss and .train); each device's
   minibatch is trained as `accumulation_steps` micro-batches (accumulation.py). Jitted with the platform's
-  `compiler_options`."""
+  `compiler_options`.
+
+  The networks compute their convolutions in the forms measured fastest on `forms_platform` (None: the mesh's
+  platform): on 'cpu' G's phase upsampling, D's fused downsampling (train.D_fused_downscale 'auto') with phase
+  input gradients in the penalty's step, and Winograd 3x3 convs where they pay (networks.py); elsewhere the
+  official forms. The same functions either way; a CPU mesh with forms_platform='gpu' builds the program a GPU
+  would run (to count its FLOPs or estimate its memory here).
+  """
   train, loss_config = config.train, config.loss
   dtype, precision = compute_dtype(train), matmul_precision(train)
-  G, D = networks.Generator(model, dtype), networks.Discriminator(model, dtype)
-  D_fused = D_penalty = D
-  if fused_downscale(train):
+  cpu_forms = (forms_platform or mesh.devices.flat[0].platform) == 'cpu'
+  G = networks.Generator(model, dtype, phase_upscale=cpu_forms, winograd=cpu_forms)
+  D = D_fused = D_penalty = networks.Discriminator(model, dtype, phase_grad=cpu_forms, winograd=cpu_forms)
+  if fused_downscale(train, 'cpu' if cpu_forms else 'accelerator'):
     # First derivatives: XLA's rule for the strided conv (as fast, 5% faster D steps on two CPU devices); a
-    # penalty's second derivative: phase_grad's (on CPU, where XLA's rule made the D step with R1 1.9x slower).
-    D_fused = networks.Discriminator(model, dtype, fused_downscale=True, phase_grad=False)
-    D_penalty = networks.Discriminator(model, dtype, fused_downscale=True)
+    # penalty's second derivative: phase_grad's on CPU, where XLA's rule made the D step with R1 1.9x slower.
+    D_fused = networks.Discriminator(model, dtype, fused_downscale=True, phase_grad=False, winograd=cpu_forms)
+    D_penalty = networks.Discriminator(model, dtype, fused_downscale=True, phase_grad=cpu_forms,
+                                       winograd=cpu_forms)
   num_devices = mesh.devices.size
   if global_batch % (num_devices * accumulation_steps):
     raise ValueError(f'minibatch {global_batch} at {resolution}x{resolution} does not divide across '

@@ -76,6 +76,23 @@ def test_data_parallel_rows_count_every_device():
   assert two == pytest.approx(one, rel=0.02)
 
 
+def test_forms_count_another_platforms_program():
+  """--forms gpu on this CPU counts the program a GPU runs: the official separate downsampling and upsampling
+  convs, 2.25x the FLOP of the CPU's fused and phase forms at those layers, so more FLOP per image than the
+  CPU's forms (the default here, as --forms cpu)."""
+  def count(*extra):
+    out = subprocess.run([sys.executable, SCRIPT, '--train', '--sample', '--count', 'smoke:16', *extra],
+                         capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    (row,) = [line.split('|')[1:-1] for line in out.splitlines() if line.startswith('| train')]
+    return out.splitlines()[0], float(row[4])
+  (cpu_header, cpu), (gpu_header, gpu) = count(), count('--forms', 'gpu')
+  assert 'cpu forms' in cpu_header and 'gpu forms' in gpu_header
+  assert gpu > 1.2 * cpu
+  run = subprocess.run([sys.executable, SCRIPT, '--count', 'smoke:16', '--forms', 'metal'], capture_output=True,
+                       text=True, cwd=ROOT)
+  assert run.returncode == 2 and "invalid choice: 'metal'" in run.stderr.splitlines()[-1]
+
+
 def test_variants_set_the_precision_and_are_counted():
   benchmark = load()
   assert benchmark.load_config('official+bf16').train.compute_dtype == 'bfloat16'

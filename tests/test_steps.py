@@ -1,6 +1,7 @@
 """The per-stage step functions: data-parallel equivalence, one compile per stage (ahead of time, also in the
 background), EMA, mixing, skipped steps."""
 
+import re
 import threading
 
 import jax
@@ -283,7 +284,8 @@ def test_fused_downscale_in_every_step_trains_the_same():
   assert ('lhs_dilate = [2, 2]' in fused_hlo['d_step']) == (jax.default_backend() != 'cpu')
   assert 'lhs_dilate = [2, 2]' in fused_hlo['d_step_plain']
   assert separate_strided == {'d_step': False, 'd_step_plain': False, 'g_step': False}
-  assert steps.fused_downscale(run_config(D_fused_downscale='auto').train) == (jax.default_backend() == 'cpu')
+  assert steps.fused_downscale(run_config(D_fused_downscale='auto').train, 'cpu')
+  assert not steps.fused_downscale(run_config(D_fused_downscale='auto').train, 'gpu')
   copy = lambda tree: jax.tree_util.tree_map(jnp.copy, tree)  # the steps donate their state
   for d_count, batch in enumerate(images):
     reals = steps.shard_batch(batch, mesh)
@@ -294,6 +296,32 @@ def test_fused_downscale_in_every_step_trains_the_same():
       for key in metrics:
         np.testing.assert_allclose(fused_metrics[key], metrics[key], rtol=1e-2 if key == 'grad_norm_G' else 1e-5,
                                    atol=1e-7, err_msg=key)
+
+
+def test_forms_platform_builds_another_platforms_program():
+  """forms_platform='gpu' on a CPU mesh lowers the steps a GPU runs: D's separate conv + box downsampling (no
+  stride-2 conv with train.D_fused_downscale='auto') and G's official upsampling conv (a 3x3 conv after nearest
+  upsampling, no 2x2 phase conv); 'cpu' the CPU's forms; None the mesh's platform's. Shapes of G's 16x16 stage:
+  the phase conv is the only 2x2 kernel in the G step."""
+  mesh = steps.make_mesh(jax.devices()[:1])
+  state = initial_state(MODEL, mesh)
+  labels = jax.ShapeDtypeStruct((8, 0), jnp.float32)
+  reals = jax.ShapeDtypeStruct((8, 16, 16, MODEL.num_channels), jnp.uint8)
+  scalar = jnp.float32(0.5)
+
+  def lowered(forms_platform):
+    pair = steps.build_stage_steps(MODEL, run_config(D_fused_downscale='auto'), 16, 8, mesh,
+                                   forms_platform=forms_platform)
+    return pair.d_step.lower(state, reals, labels, scalar, scalar).as_text(), \
+        pair.g_step.lower(state, labels, scalar, scalar).as_text()
+
+  def forms(texts):
+    d_step, g_step = texts
+    return dict(fused_down='stride = [2, 2]' in d_step, phase_up=bool(re.search(r'tensor<2x2x\d+x\d+xf32>', g_step)))
+
+  assert forms(lowered('gpu')) == dict(fused_down=False, phase_up=False)
+  assert forms(lowered('cpu')) == dict(fused_down=True, phase_up=True)
+  assert lowered(None) == lowered(jax.default_backend())
 
 
 @pytest.mark.parametrize('loss_type', ['logistic_r1', pytest.param('wgan_gp', marks=pytest.mark.slow)])  # CI budget
