@@ -2,6 +2,7 @@
 
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 
@@ -108,3 +109,19 @@ def test_variants_set_the_precision_and_are_counted():
   run = subprocess.run([sys.executable, SCRIPT, '--train', '--sample', 'smoke+bf16:8'], capture_output=True,
                        text=True, cwd=ROOT)
   assert run.returncode == 2 and run.stderr.splitlines()[-1].endswith('a +VARIANT is for training and count rows')
+
+
+def test_step_times_prints_each_step_and_refuses_two_rows():
+  """experiments/step_times.py: per round, each of the stage's steps with its wall ms and busy cores (> 0)."""
+  script = os.path.join(ROOT, 'experiments', 'step_times.py')
+  out = subprocess.run([sys.executable, script, '--steps', '2', '--rounds', '2', 'smoke:8'], capture_output=True,
+                       text=True, check=True, cwd=ROOT).stdout.splitlines()
+  assert out[0].startswith('smoke:8, minibatch 8, 1 device(s)')
+  rounds = [line for line in out if line.startswith('round ')]
+  assert len(rounds) == 2
+  for line in rounds:
+    cells = dict(re.fullmatch(r'(.+) ([\d.]+) ms, cores ([\d.]+)', cell).group(1, 3)
+                 for cell in line.split(': ', 1)[1].split(' | '))
+    assert set(cells) == {'D step with penalty', 'G step'} and all(float(c) > 0 for c in cells.values())
+  run = subprocess.run([sys.executable, script, 'smoke:8,16'], capture_output=True, text=True, cwd=ROOT)
+  assert run.returncode == 2 and run.stderr.splitlines()[-1].endswith("one row (one resolution), got 'smoke:8,16'")

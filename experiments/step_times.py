@@ -1,0 +1,82 @@
+"""Wall and CPU time per step of one stage's compiled steps: how many cores a step keeps busy, and (run once
+under `taskset -c 0`) how its time scales from one core to all.
+
+  python experiments/step_times.py quickstart_r1:32@16                 # the issue #11 protocol's stage
+  taskset -c 0 python experiments/step_times.py quickstart_r1:32@16    # the same on one core
+  python experiments/step_times.py --cpu_devices 2 quickstart:32       # as ./run.sh train steps
+
+A row is a benchmark.py training row (CONFIG:RES[@MINIBATCH]). Each step (the D step with the penalty, the
+plain D step where the config has lazy regularisation, the G step) is run `--steps` times per round from the same
+evolving state; printed per round: the median wall milliseconds and the process's CPU seconds per wall second
+("cores": user + system time of all threads, spin-waiting included, over the steps' wall time).
+"""
+
+import argparse
+import os
+import resource
+import statistics
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchmark  # noqa: E402  (experiments/benchmark.py: rows, configs, stage steps)
+from stylegan_jax import errors, steps, train_state  # noqa: E402
+
+
+def cpu_seconds() -> float:
+  usage = resource.getrusage(resource.RUSAGE_SELF)
+  return usage.ru_utime + usage.ru_stime
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument('row', help='a training row, e.g. quickstart_r1:32@16')
+  parser.add_argument('--steps', type=int, default=15, help='timed calls of each step per round')
+  parser.add_argument('--rounds', type=int, default=2)
+  parser.add_argument('--cpu_devices', type=int, default=1, help='data-parallel over this many CPU devices')
+  args = parser.parse_args()
+  if args.steps < 1 or args.rounds < 1 or args.cpu_devices < 1:
+    parser.error('--steps, --rounds and --cpu_devices must be positive')
+  jax.config.update('jax_num_cpu_devices', args.cpu_devices)
+  rows = benchmark.parse_rows([args.row])
+  if len(rows) != 1:
+    parser.error(f'one row (one resolution), got {args.row!r}')
+  (name, resolution, minibatch), = rows
+  try:
+    config = benchmark.load_config(name)
+  except errors.UserError as e:
+    parser.error(str(e))
+  model, mesh, sched, batch, pair = benchmark.stage_steps(config, resolution, minibatch, args.cpu_devices)
+  state = steps.replicate(train_state.create_train_state(model, 0), mesh)
+  rs = np.random.RandomState(0)
+  images = steps.shard_batch(rs.randint(0, 256, (batch, resolution, resolution, model.num_channels), np.uint8), mesh)
+  labels = steps.shard_batch(np.zeros((batch, model.label_size), np.float32), mesh)
+  lod, lr = jnp.float32(sched.lod), jnp.float32(sched.D_lrate)
+  pair = steps.compile_stage_steps(pair, model, mesh)
+  step_fns = {'D step with penalty': lambda s: pair.d_step(s, images, labels, lod, lr)[0],
+              'G step': lambda s: pair.g_step(s, labels, lod, lr)[0]}
+  if pair.penalty_interval > 1:
+    step_fns['plain D step'] = lambda s: pair.d_step_plain(s, images, labels, lod, lr)[0]
+  for fn in step_fns.values():  # warm-up
+    state = jax.block_until_ready(fn(state))
+  print(f'{args.row}, minibatch {batch}, {args.cpu_devices} device(s), {len(os.sched_getaffinity(0))} core(s) '
+        f'available, jax {jax.__version__}')
+  for round_index in range(args.rounds):
+    cells = []
+    for step_name, fn in step_fns.items():
+      walls, cpus = [], []
+      for _ in range(args.steps):
+        cpu_start, start = cpu_seconds(), time.perf_counter()
+        state = jax.block_until_ready(fn(state))
+        walls.append(time.perf_counter() - start)
+        cpus.append(cpu_seconds() - cpu_start)
+      cells.append(f'{step_name} {statistics.median(walls) * 1e3:.1f} ms, cores {sum(cpus) / sum(walls):.2f}')
+    print(f'round {round_index + 1}: ' + ' | '.join(cells), flush=True)
+
+
+if __name__ == '__main__':
+  main()
