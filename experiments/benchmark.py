@@ -23,8 +23,8 @@ runs (steps.build_stage_steps' forms_platform): on a CPU, the FLOP and memory of
 forms timed against the official ones.
 
 Protocol: the device's peak is measured first in the same run (a large 3x3 convolution and a large matmul);
-each training row compiles the stage's steps as training does (compile s: all D and G steps, with the platform's
-steps.COMPILER_OPTIONS), runs one warm-up cycle, then times whole step pairs (D step with R1 and the Gs update,
+each training row compiles the stage's steps as training does (compile s: all D and G steps, with the mesh's
+xla_options.step_options), runs one warm-up cycle, then times whole step pairs (D step with R1 and the Gs update,
 then G step with style mixing) for at least `--seconds` and 3 lazy-R1 cycles (a cycle is one pair when R1 runs
 every step); img/s = images / timed seconds. FLOP per image come from XLA's cost analysis of the compiled steps
 (averaged over a lazy-R1 cycle), so GFLOP/s = img/s x GFLOP/img is what the device achieved, and "of peak"
@@ -47,7 +47,8 @@ import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from stylegan_jax import accumulation, configs, errors, networks, sampling, schedule, steps, train_state  # noqa: E402
+from stylegan_jax import (accumulation, configs, errors, networks, sampling, schedule, steps, train_state,  # noqa: E402
+                          xla_options)
 from stylegan_jax.network_config import NetworkConfig  # noqa: E402
 
 CONFIGS = {'quickstart': 'default', 'quickstart_r1': 'default', 'official': 'ffhq1024:1'}  # official: 1-GPU minibatches
@@ -109,7 +110,8 @@ def flops(compiled) -> float:
 
 
 def measure_peak(seconds: float) -> dict[str, float]:
-  """GFLOP/s of a large float32 3x3 convolution (NHWC) and a large matmul on the default device."""
+  """GFLOP/s of a large float32 3x3 convolution (NHWC) and a large matmul on the default device, compiled with the
+  options of one device's training steps (xla_options: on a CPU, the convolution in the steps' kernels)."""
   rs = np.random.RandomState(0)
   batch = 16 if jax.default_backend() == 'cpu' else 256
   x = jnp.asarray(rs.randn(batch, 32, 32, 512), jnp.float32)
@@ -119,9 +121,9 @@ def measure_peak(seconds: float) -> dict[str, float]:
   cases = {'conv': (lambda x, w: jax.lax.conv_general_dilated(x, w, (1, 1), 'SAME',
                                                               dimension_numbers=('NHWC', 'HWIO', 'NHWC')), (x, w)),
            'matmul': (lambda a, b: a @ b, (a, a))}
-  peak = {}
+  peak, options = {}, xla_options.step_options(steps.make_mesh(jax.devices()[:1]))
   for name, (fn, args) in cases.items():
-    compiled = jax.jit(fn).lower(*args).compile()
+    compiled = jax.jit(fn).lower(*args).compile(compiler_options=options)
     jax.block_until_ready(compiled(*args))
     runs = timed(lambda: jax.block_until_ready(compiled(*args)), seconds, 3)
     peak[name] = flops(compiled) / statistics.median(runs) / 1e9

@@ -40,7 +40,7 @@ import optax
 from jax import lax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from stylegan_jax import accumulation, layers, losses, networks, stage_params
+from stylegan_jax import accumulation, layers, losses, networks, stage_params, xla_options
 from stylegan_jax.network_config import NetworkConfig
 from stylegan_jax.train_state import OFFICIAL_ADAM_BETAS, TrainState, adam, create_train_state
 
@@ -169,23 +169,11 @@ class StageSteps:
     return self.d_step
 
 
-# XLA options per platform for the training steps. On a CPU, LLVM's optimisation level 1 instead of XLA's default 2:
-# a quickstart stage compiles in 26 s instead of 33 at 32x32 (20 instead of 23.5 at 16x16) at the same step speed
-# (the convolutions run in YNNPACK kernels, not in LLVM-generated code), measured side by side on 2 cores with
-# experiments/benchmark.py (README "Benchmarks").
-COMPILER_OPTIONS = {'cpu': {'xla_backend_optimization_level': 1}}
-
-
-def compiler_options(mesh: Mesh) -> dict:
-  """The XLA compiler options of `mesh`'s platform (COMPILER_OPTIONS)."""
-  return COMPILER_OPTIONS.get(mesh.devices.flat[0].platform, {})
-
-
 def build_stage_steps(model: NetworkConfig, config, resolution: int, global_batch: int, mesh: Mesh,
                       accumulation_steps: int = 1, forms_platform: Optional[str] = None) -> StageSteps:
   """The D and G steps for one stage. `config` is the run config (uses .loss and .train); each device's
-  minibatch is trained as `accumulation_steps` micro-batches (accumulation.py). Jitted with the platform's
-  `compiler_options`.
+  minibatch is trained as `accumulation_steps` micro-batches (accumulation.py). Jitted with the mesh's
+  `xla_options.step_options`.
 
   The networks compute their convolutions in the forms measured fastest on `forms_platform` (None: the mesh's
   platform): on 'cpu' G's phase upsampling, D's fused downsampling (train.D_fused_downscale 'auto') with phase
@@ -323,7 +311,7 @@ def build_stage_steps(model: NetworkConfig, config, resolution: int, global_batc
   # check_vma=False gives pmap semantics: gradients of the replicated params stay per device until the
   # explicit pmean (with vma checking, shard_map would psum them implicitly).
   batch = P(AXIS)
-  options = compiler_options(mesh)
+  options = xla_options.step_options(mesh)
 
   def compile_d_step(penalty_weight: float, name: str):
     body = _at_precision(functools.partial(d_body, penalty_weight=penalty_weight, name=name), precision)
