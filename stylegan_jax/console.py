@@ -112,9 +112,15 @@ def run(command: str, fn: Callable[[list[str]], Optional[int]], argv: Sequence[s
   verbosity = verbosity_from_argv(argv)
   configure_logging(verbosity)
   try:
-    return fn(argv) or 0
-  except SystemExit as e:  # argparse after --help
-    return e.code if isinstance(e.code, int) else 0
+    try:
+      code = fn(argv) or 0
+    except SystemExit as e:  # argparse after --help
+      code = e.code if isinstance(e.code, int) else 0
+    sys.stdout.flush()  # a reader of stdout that has gone shows here, not as an error at the interpreter's exit
+    return code
+  except BrokenPipeError:  # `stylegan-jax ... | head`: stop quietly with 128 + SIGPIPE, as Unix tools do
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 141
   except KeyboardInterrupt:
     print('error: interrupted', file=sys.stderr)
     return 130

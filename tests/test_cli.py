@@ -119,6 +119,22 @@ def test_unexpected_error_names_itself_and_points_at_verbosity(capsys, monkeypat
   one_error_line(capsys, 1, cli.main(['broken']), "stylegan-jax failed: KeyError: 'boom'", '--verbosity=1')
 
 
+@pytest.mark.parametrize('argv', [['--help'], ['sample', '--help']])
+def test_a_reader_that_stops_early_gets_no_error(argv):
+  """`stylegan-jax --help | head -1`: when whoever reads stdout has gone, the command stops quietly, with no 'error:
+  Broken pipe' and no 'Exception ignored' at exit: exit code 141 (128 + SIGPIPE, as Unix tools do), or 0 where
+  argparse's help drops its failed write itself. The pipe's read end is closed before the command starts, so its
+  first write fails every time."""
+  read_end, write_end = os.pipe()
+  os.close(read_end)
+  try:
+    result = subprocess.run([sys.executable, '-m', 'stylegan_jax.cli', *argv], stdout=write_end, stderr=subprocess.PIPE,
+                            text=True, env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=120)
+  finally:
+    os.close(write_end)
+  assert result.stderr == '' and result.returncode == (141 if argv == ['--help'] else 0)
+
+
 # ---- Failed runs: one line, exit code 1 --------------------------------------------------------------------
 
 
