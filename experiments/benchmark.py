@@ -285,7 +285,8 @@ def main():
     parser.error(f'--cpu_devices is for CPU runs; this one runs on {device.platform}')
   print(f'{device.platform} ({device.device_kind}{f" x {num_devices} devices" if num_devices > 1 else ""}), '
         f'jax {jax.__version__}, commit {commit()}, '
-        f'{datetime.date.today().isoformat()}; {args.forms or device.platform} forms; XLA_FLAGS={os.environ.get("XLA_FLAGS", "")!r}', flush=True)
+        f'{datetime.date.today().isoformat()}; {args.forms or device.platform} forms; '
+        f'XLA_FLAGS={os.environ.get("XLA_FLAGS", "")!r}', flush=True)
   if train_rows or sample_rows:
     peak = measure_peak(args.seconds / 2)
     print(f'measured peak: conv {peak["conv"]:.0f} GFLOP/s, matmul {peak["matmul"]:.0f} GFLOP/s\n', flush=True)

@@ -183,10 +183,11 @@ def build_stage_steps(model: NetworkConfig, config, resolution: int, global_batc
   """
   train, loss_config = config.train, config.loss
   dtype, precision = compute_dtype(train), matmul_precision(train)
-  cpu_forms = (forms_platform or mesh.devices.flat[0].platform) == 'cpu'
+  forms_platform = forms_platform or mesh.devices.flat[0].platform
+  cpu_forms = forms_platform == 'cpu'
   G = networks.Generator(model, dtype, phase_upscale=cpu_forms, winograd=cpu_forms)
   D = D_fused = D_penalty = networks.Discriminator(model, dtype, phase_grad=cpu_forms, winograd=cpu_forms)
-  if fused_downscale(train, 'cpu' if cpu_forms else 'accelerator'):
+  if fused_downscale(train, forms_platform):
     # First derivatives: XLA's rule for the strided conv (as fast, 5% faster D steps on two CPU devices); a
     # penalty's second derivative: phase_grad's on CPU, where XLA's rule made the D step with R1 1.9x slower.
     D_fused = networks.Discriminator(model, dtype, fused_downscale=True, phase_grad=False, winograd=cpu_forms)
