@@ -64,15 +64,18 @@ def test_table_on_the_smoke_config():
   assert float(count[6]) == pytest.approx(float(rows[0][9]), rel=0.01, abs=1)  # the same compiled steps' memory
 
 
+def count_smoke_16(*extra) -> tuple[str, float]:
+  """(the header line, GFLOP/img) of `benchmark.py --count smoke:16 EXTRA...`."""
+  out = subprocess.run([sys.executable, SCRIPT, '--train', '--sample', '--count', 'smoke:16', *extra],
+                       capture_output=True, text=True, check=True, cwd=ROOT).stdout
+  (row,) = [line.split('|')[1:-1] for line in out.splitlines() if line.startswith('| train')]
+  return out.splitlines()[0], float(row[4])
+
+
 def test_data_parallel_rows_count_every_device():
   """With --cpu_devices 2 each device lowers half the minibatch: the FLOP per image of the whole step pair are the
   one-device count's (XLA's cost analysis sees one device's program)."""
-  def count(*extra):
-    out = subprocess.run([sys.executable, SCRIPT, '--train', '--sample', '--count', 'smoke:16', *extra],
-                         capture_output=True, text=True, check=True, cwd=ROOT).stdout
-    (row,) = [line.split('|')[1:-1] for line in out.splitlines() if line.startswith('| train')]
-    return out.splitlines()[0], float(row[4])
-  (one_header, one), (two_header, two) = count(), count('--cpu_devices', '2')
+  (one_header, one), (two_header, two) = count_smoke_16(), count_smoke_16('--cpu_devices', '2')
   assert 'x 2 devices' in two_header and 'devices' not in one_header
   assert two == pytest.approx(one, rel=0.02)
 
@@ -81,12 +84,7 @@ def test_forms_count_another_platforms_program():
   """--forms gpu on this CPU counts the program a GPU runs: the official separate downsampling and upsampling
   convs, 2.25x the FLOP of the CPU's fused and phase forms at those layers, so more FLOP per image than the
   CPU's forms (the default here, as --forms cpu)."""
-  def count(*extra):
-    out = subprocess.run([sys.executable, SCRIPT, '--train', '--sample', '--count', 'smoke:16', *extra],
-                         capture_output=True, text=True, check=True, cwd=ROOT).stdout
-    (row,) = [line.split('|')[1:-1] for line in out.splitlines() if line.startswith('| train')]
-    return out.splitlines()[0], float(row[4])
-  (cpu_header, cpu), (gpu_header, gpu) = count(), count('--forms', 'gpu')
+  (cpu_header, cpu), (gpu_header, gpu) = count_smoke_16(), count_smoke_16('--forms', 'gpu')
   assert 'cpu forms' in cpu_header and 'gpu forms' in gpu_header
   assert gpu > 1.2 * cpu
   run = subprocess.run([sys.executable, SCRIPT, '--count', 'smoke:16', '--forms', 'metal'], capture_output=True,
