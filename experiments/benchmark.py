@@ -176,15 +176,21 @@ def count_train(config, resolution: int, minibatch: int, memory: bool, num_devic
   return dict(gflop_per_img=total / batch / 1e9, penalty_interval=pair.penalty_interval, batch=batch, **result)
 
 
-def bench_train(config, resolution: int, minibatch: int, seconds: float, num_devices: int = 1,
-                forms: str | None = None) -> dict:
-  model, mesh, sched, batch, pair = stage_steps(config, resolution, minibatch, num_devices, forms)
+def step_inputs(model: NetworkConfig, mesh, sched, resolution: int, batch: int):
+  """(a fresh state, synthetic uint8 reals [batch, res, res, C], one-hot labels [batch, label_size], lod, D's
+  learning rate) for a stage's steps, placed on `mesh`."""
   state = steps.replicate(train_state.create_train_state(model, 0), mesh)
   rs = np.random.RandomState(0)
   images = steps.shard_batch(rs.randint(0, 256, (batch, resolution, resolution, model.num_channels), np.uint8), mesh)
   labels = steps.shard_batch(np.eye(max(model.label_size, 1), dtype=np.float32)[np.arange(batch) % max(
       model.label_size, 1)][:, :model.label_size], mesh)
-  lod, lr = jnp.float32(sched.lod), jnp.float32(sched.D_lrate)
+  return state, images, labels, jnp.float32(sched.lod), jnp.float32(sched.D_lrate)
+
+
+def bench_train(config, resolution: int, minibatch: int, seconds: float, num_devices: int = 1,
+                forms: str | None = None) -> dict:
+  model, mesh, sched, batch, pair = stage_steps(config, resolution, minibatch, num_devices, forms)
+  state, images, labels, lod, lr = step_inputs(model, mesh, sched, resolution, batch)
 
   start = time.perf_counter()
   pair = steps.compile_stage_steps(pair, model, mesh)  # as training compiles a stage

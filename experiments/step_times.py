@@ -19,12 +19,10 @@ import sys
 import time
 
 import jax
-import jax.numpy as jnp
-import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchmark  # noqa: E402  (experiments/benchmark.py: rows, configs, stage steps)
-from stylegan_jax import errors, steps, train_state  # noqa: E402
+from stylegan_jax import errors, steps  # noqa: E402
 
 
 def cpu_seconds() -> float:
@@ -51,11 +49,7 @@ def main():
   except errors.UserError as e:
     parser.error(str(e))
   model, mesh, sched, batch, pair = benchmark.stage_steps(config, resolution, minibatch, args.cpu_devices)
-  state = steps.replicate(train_state.create_train_state(model, 0), mesh)
-  rs = np.random.RandomState(0)
-  images = steps.shard_batch(rs.randint(0, 256, (batch, resolution, resolution, model.num_channels), np.uint8), mesh)
-  labels = steps.shard_batch(np.zeros((batch, model.label_size), np.float32), mesh)
-  lod, lr = jnp.float32(sched.lod), jnp.float32(sched.D_lrate)
+  state, images, labels, lod, lr = benchmark.step_inputs(model, mesh, sched, resolution, batch)
   pair = steps.compile_stage_steps(pair, model, mesh)
   step_fns = {'D step with penalty': lambda s: pair.d_step(s, images, labels, lod, lr)[0],
               'G step': lambda s: pair.g_step(s, labels, lod, lr)[0]}
