@@ -84,7 +84,12 @@ def load_config(spec: str):
   unknown = [v for v in variants if v not in VARIANTS]
   if unknown:
     raise errors.UsageError(f'{spec}: unknown variant {unknown[0]!r} (variants: {", ".join(VARIANTS)})')
-  config = configs.load_config(CONFIGS.get(name, name))
+  try:
+    config = configs.load_config(CONFIGS.get(name, name))
+  except errors.UserError:
+    raise
+  except Exception as e:  # noqa: BLE001 (a config file that does not run: one line, not a traceback)
+    raise errors.UsageError(f'--config {name}: {type(e).__name__}: {e}') from e
   if name == 'quickstart_r1':
     config.loss.penalty_interval = 1
   for variant in variants:

@@ -44,6 +44,18 @@ def test_an_unknown_config_is_one_line_before_any_measuring():
   assert run.stderr.splitlines()[-1].startswith('benchmark.py: error: --config nosuch: neither a shipped config')
 
 
+def test_a_broken_config_file_is_one_line(tmp_path):
+  """A config file that does not run (here a syntax error) is one line naming it, in both scripts."""
+  broken = tmp_path / 'broken.py'
+  broken.write_text('def get_config(:\n')
+  for script, args in ((SCRIPT, ['--count', f'{broken}:8']),
+                       (os.path.join(ROOT, 'experiments', 'step_times.py'), [f'{broken}:8'])):
+    run = subprocess.run([sys.executable, script, *args], capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode == 2 and 'Traceback' not in run.stderr, run.stderr
+    assert run.stderr.splitlines()[-1].endswith(f'error: --config {broken}: SyntaxError: invalid syntax '
+                                                '(broken.py, line 1)')
+
+
 @pytest.mark.slow  # 35-40 s of compiling and measuring in a subprocess (CI budget)
 def test_table_on_the_smoke_config():
   """One training and one sampling row: every column filled, FLOP/s = img/s x GFLOP/img, the peak measured; the
