@@ -4,11 +4,16 @@ under `taskset -c 0`) how its time scales from one core to all.
   python experiments/step_times.py quickstart_r1:32@16                 # the issue #11 protocol's stage
   taskset -c 0 python experiments/step_times.py quickstart_r1:32@16    # the same on one core
   python experiments/step_times.py --cpu_devices 2 quickstart:32       # as ./run.sh train steps
+  python experiments/step_times.py --kernels quickstart_r1:32@16       # and each step's kernels alone
 
 A row is a benchmark.py training row (CONFIG:RES[@MINIBATCH]). Each step (the D step with the penalty, the
 plain D step where the config has lazy regularisation, the G step) is run `--steps` times per round from the same
 evolving state; printed per round: the median wall milliseconds and the process's CPU seconds per wall second
 ("cores": user + system time of all threads, spin-waiting included, over the steps' wall time).
+
+With `--kernels` (one device), then per step: the sum of its convolutions and matmuls each compiled and timed alone
+(hlo_kernels.py: rebuilt from the compiled step's HLO, with the step's compiler options), their GFLOP and GFLOP/s:
+the time the step would take if everything else in it were free.
 """
 
 import argparse
@@ -22,7 +27,8 @@ import jax
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchmark  # noqa: E402  (experiments/benchmark.py: rows, configs, stage steps)
-from stylegan_jax import errors, steps  # noqa: E402
+import hlo_kernels  # noqa: E402
+from stylegan_jax import errors, steps, xla_options  # noqa: E402
 
 
 def cpu_seconds() -> float:
@@ -36,9 +42,12 @@ def main():
   parser.add_argument('--steps', type=int, default=15, help='timed calls of each step per round')
   parser.add_argument('--rounds', type=int, default=2)
   parser.add_argument('--cpu_devices', type=int, default=1, help='data-parallel over this many CPU devices')
+  parser.add_argument('--kernels', action='store_true', help="then time each step's convolutions and matmuls alone")
   args = parser.parse_args()
   if args.steps < 1 or args.rounds < 1 or args.cpu_devices < 1:
     parser.error('--steps, --rounds and --cpu_devices must be positive')
+  if args.kernels and args.cpu_devices > 1:
+    parser.error('--kernels times the kernels on one device: leave out --cpu_devices')
   jax.config.update('jax_num_cpu_devices', args.cpu_devices)
   rows = benchmark.parse_rows([args.row])
   if len(rows) != 1:
@@ -53,8 +62,10 @@ def main():
   pair = steps.compile_stage_steps(pair, model, mesh)
   step_fns = {'D step with penalty': lambda s: pair.d_step(s, images, labels, lod, lr)[0],
               'G step': lambda s: pair.g_step(s, labels, lod, lr)[0]}
+  compiled = {'D step with penalty': pair.d_step, 'G step': pair.g_step}
   if pair.penalty_interval > 1:
     step_fns['plain D step'] = lambda s: pair.d_step_plain(s, images, labels, lod, lr)[0]
+    compiled['plain D step'] = pair.d_step_plain
   for fn in step_fns.values():  # warm-up
     state = jax.block_until_ready(fn(state))
   print(f'{args.row}, minibatch {batch}, {args.cpu_devices} device(s), {len(os.sched_getaffinity(0))} core(s) '
@@ -70,6 +81,15 @@ def main():
         cpus.append(cpu_seconds() - cpu_start)
       cells.append(f'{step_name} {statistics.median(walls) * 1e3:.1f} ms, cores {sum(cpus) / sum(walls):.2f}')
     print(f'round {round_index + 1}: ' + ' | '.join(cells), flush=True)
+  if args.kernels:
+    cells = []
+    for step_name, step in compiled.items():
+      seconds, flop, count, skipped = hlo_kernels.time_kernels(step.as_text(), mesh.devices.flat[0],
+                                                               xla_options.step_options(mesh))
+      cells.append(f'{step_name} {seconds * 1e3:.1f} ms ({count - skipped} convolutions and matmuls'
+                   + (f', {skipped} not rebuilt' if skipped else '') + f', {flop / 1e9:.2f} GFLOP, '
+                   f'{flop / 1e9 / max(seconds, 1e-9):.0f} GFLOP/s)')
+    print('kernels alone: ' + ' | '.join(cells), flush=True)
 
 
 if __name__ == '__main__':

@@ -122,10 +122,11 @@ def test_variants_set_the_precision_and_are_counted():
 
 
 def test_step_times_prints_each_step_and_refuses_two_rows():
-  """experiments/step_times.py: per round, each of the stage's steps with its wall ms and busy cores (> 0)."""
+  """experiments/step_times.py: per round, each of the stage's steps with its wall ms and busy cores (> 0); with
+  --kernels, each step's convolutions and matmuls alone (all rebuilt, FLOP/s = FLOP / time)."""
   script = os.path.join(ROOT, 'experiments', 'step_times.py')
-  out = subprocess.run([sys.executable, script, '--steps', '2', '--rounds', '2', 'smoke:8'], capture_output=True,
-                       text=True, check=True, cwd=ROOT).stdout.splitlines()
+  out = subprocess.run([sys.executable, script, '--steps', '2', '--rounds', '2', '--kernels', 'smoke:8'],
+                       capture_output=True, text=True, check=True, cwd=ROOT).stdout.splitlines()
   assert out[0].startswith('smoke:8, minibatch 8, 1 device(s)')
   rounds = [line for line in out if line.startswith('round ')]
   assert len(rounds) == 2
@@ -133,5 +134,14 @@ def test_step_times_prints_each_step_and_refuses_two_rows():
     cells = dict(re.fullmatch(r'(.+) ([\d.]+) ms, cores ([\d.]+)', cell).group(1, 3)
                  for cell in line.split(': ', 1)[1].split(' | '))
     assert set(cells) == {'D step with penalty', 'G step'} and all(float(c) > 0 for c in cells.values())
-  run = subprocess.run([sys.executable, script, 'smoke:8,16'], capture_output=True, text=True, cwd=ROOT)
-  assert run.returncode == 2 and run.stderr.splitlines()[-1].endswith("one row (one resolution), got 'smoke:8,16'")
+  (kernels,) = [line for line in out if line.startswith('kernels alone: ')]
+  cells = [re.fullmatch(r'(.+) ([\d.]+) ms \((\d+) convolutions and matmuls, ([\d.]+) GFLOP, (\d+) GFLOP/s\)', cell)
+           for cell in kernels.split(': ', 1)[1].split(' | ')]
+  assert [c.group(1) for c in cells] == ['D step with penalty', 'G step']
+  for cell in cells:
+    ms, count, gflop, rate = float(cell.group(2)), int(cell.group(3)), float(cell.group(4)), int(cell.group(5))
+    assert ms > 0 and count > 10 and gflop > 0 and rate == pytest.approx(gflop / ms * 1e3, rel=0.05, abs=1 + 5 / ms)  # GFLOP printed to 0.01
+  for args, message in ((['smoke:8,16'], "one row (one resolution), got 'smoke:8,16'"),
+                        (['--kernels', '--cpu_devices', '2', 'smoke:8'], 'leave out --cpu_devices')):
+    run = subprocess.run([sys.executable, script, *args], capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode == 2 and run.stderr.splitlines()[-1].endswith(message), run.stderr
