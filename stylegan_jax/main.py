@@ -80,8 +80,8 @@ def _define_flags(argv: list[str]) -> flags.FlagValues:
                       'compiled step fits --device_memory_gb.', flag_values=fv)
   flags.DEFINE_integer('cpu_devices', 0, 'Split each step data-parallel over this many CPU devices of this '
                        "process (jax_num_cpu_devices; 0: JAX's default, one unless XLA_FLAGS sets a count). On 2 "
-                       'CPU cores 2 devices train the quickstart 1.2-1.3x faster than one (README "Benchmarks"). '
-                       'No effect on GPUs and TPUs.', lower_bound=0, flag_values=fv)
+                       'CPU cores one device, whose convolutions use both, trains the quickstart as fast as 2 '
+                       '(README "Scaling out"). No effect on GPUs and TPUs.', lower_bound=0, flag_values=fv)
   flags.DEFINE_float('device_memory_gb', 0.0, "Memory budget per device for --accumulation_steps=auto (0: what "
                      'the device reports; CPUs report nothing).', lower_bound=0.0, flag_values=fv)
   flags.DEFINE_bool('dry_run', False, 'Validate the config, print it and the timetable of every stage, and exit '

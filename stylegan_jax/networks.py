@@ -223,7 +223,7 @@ class Synthesis(nn.Module):
   'none' (no noise).
   `phase_upscale`: compute the unfused upsampling convs (below 128² in the official configs) as 2x2 convs at the
   input's size (layers.upscale2d_conv2d), the same function with 2.25x fewer FLOPs; None: on CPU, where it was
-  measured faster (README "Benchmarks"). `winograd`: the 3x3 convs (with the upsampling) as Winograd transforms
+  measured faster (docs/performance.md). `winograd`: the 3x3 convs (with the upsampling) as Winograd transforms
   where `winograd.pays` (winograd.py: the same functions, 2.25x / 1.8x fewer multiplications); None: on CPU.
   """
   config: NetworkConfig

@@ -22,7 +22,7 @@ D's downsampling: with `train.D_fused_downscale` ('auto': on CPU) every step run
 downsampling as one stride-2 4x4 conv (networks.Discriminator's fused_downscale: the same function, 2.25x fewer
 FLOPs). In the steps with a penalty, on CPU, the fused convs' input gradients are phase convs
 (Discriminator.phase_grad), which keeps the penalty's second derivative fast there: with XLA's own rule it was
-over 2x slower than the separate form's (README "Benchmarks").
+over 2x slower than the separate form's (docs/performance.md).
 """
 
 import dataclasses

@@ -126,7 +126,7 @@ def conv2d_downscale2d(x: jax.Array, w: jax.Array) -> jax.Array:
 def pays(x_shape, w_shape, dtype) -> bool:
   """Whether a network uses the Winograd form of its 3x3 conv of input `x_shape` [N, H, W, C] with `w_shape`: in
   float32, for >= 256 input channels on even inputs of >= 8x8, where it was measured faster on XLA's CPU backend
-  (README "Benchmarks": 1.55x the official-width training steps at 16² and 32²). Narrower convs keep XLA's own
+  (docs/performance.md: 1.55x the official-width training steps at 16² and 32²). Narrower convs keep XLA's own
   (at the quickstart's widths the Winograd forms were slower, or faster by less than they cost to compile).
   """
   _, h, w, c = x_shape

@@ -1,6 +1,6 @@
 """XLA compiler options for the training steps per platform, kept to those this jaxlib accepts.
 
-On a CPU (the project's 2-core machine; README "Benchmarks" has the measurements):
+On a CPU (the project's 2-core machine; docs/performance.md has the measurements):
 - LLVM's optimisation level 1 instead of XLA's default 2: a quickstart stage compiles in 26 s instead of 33 at
   32² at the same step speed (the heavy ops run in library kernels, not in LLVM-generated code).
 - Where one CPU device has the cores to itself: convolutions in XLA's own (Eigen) kernels instead of YNNPACK

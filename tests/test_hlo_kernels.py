@@ -58,7 +58,8 @@ def test_time_kernels_times_identical_kernels_once_and_reports_what_it_cannot_re
   found = hlo_kernels.kernels(text)
   assert len(found) == 2 and found[0] == found[1] and found[0].flop == 2 * 4 * 64 * 64 * 64
   timed, time_alone = [], hlo_kernels.time_alone
-  monkeypatch.setattr(hlo_kernels, 'time_alone', lambda kernel, *args: timed.append(kernel) or time_alone(kernel, *args))
+  monkeypatch.setattr(hlo_kernels, 'time_alone',
+                      lambda kernel, *args: timed.append(kernel) or time_alone(kernel, *args))
   seconds, flop, count, skipped = hlo_kernels.time_kernels(text, jax.devices()[0], {})
   assert (count, skipped, flop) == (2, 0, 2 * found[0].flop) and seconds > 0
   assert timed == [found[0]]  # once
