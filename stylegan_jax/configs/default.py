@@ -39,7 +39,7 @@ def get_config() -> ml_collections.ConfigDict:
   # Progressive growing: 8² for 10 kimg, then each new resolution fades in over 10 kimg and trains 10 kimg;
   # 32² trains on to the end. Minibatch 16: twice the updates of 32 for the same images and CPU time. Learning
   # rates 0.003 from the 32² fade-in on, 0.002 before (the tables' keys: a stage's resolution, as a string): 15%
-  # lower domain FD at 100 kimg than 0.002 at 32² when branched from one 16² stage end (README "Quickstart recipe").
+  # lower domain FD at 100 kimg than 0.002 at 32² when branched from one 16² stage end (docs/quickstart_recipe.md).
   config.schedule = ml_collections.ConfigDict(dict(
       lod_initial_resolution=8, lod_training_kimg=10.0, lod_transition_kimg=10.0,
       minibatch_base=16, minibatch_dict={}, G_lrate_base=0.003, G_lrate_dict={'8': 0.002, '16': 0.002},
@@ -48,7 +48,7 @@ def get_config() -> ml_collections.ConfigDict:
       tick_kimg_base=4.0, tick_kimg_dict={}))
 
   # Losses (losses.py). 'logistic_r1': non-saturating logistic G loss, D with R1 on reals (official FFHQ,
-  # gamma 10; at gamma 1 the quickstart dropped classes in its 16² stage: README "Quickstart recipe").
+  # gamma 10; at gamma 1 the quickstart dropped classes in its 16² stage: docs/quickstart_recipe.md).
   # 'wgan_gp': WGAN-GP (lambda 10, target 1, epsilon 0.001). lod_scaled_penalty=True multiplies R1 by
   # 4**-floor(lod) (the gradient norm by 2**-floor(lod)): the strength the official code gets from feeding D
   # upscaled images, reproduced at our native stage resolution (spec §4).
