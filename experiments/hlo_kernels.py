@@ -117,11 +117,12 @@ def kernels(hlo_text: str) -> list[Kernel]:
   return found
 
 
-def time_alone(kernel: Kernel, device, compiler_options: dict, copies: int = 5, runs: int = 9) -> float:
+def time_alone(kernel: Kernel, device, compiler_options: dict, copies: int = 5, seconds: float = 0.3) -> float:
   """Seconds of one `kernel` run, compiled (with `compiler_options`) and run on `device` with random inputs: the
   difference of the median times of a program that runs it on `copies` left operands (independent: XLA may run
   them side by side, as a step may) and one that runs it once, over `copies` - 1. The difference holds the
-  kernels alone, without the cost of a call or of waking threads, which a step does not pay per kernel."""
+  kernels alone, without the cost of a call or of waking threads, which a step does not pay per kernel. Each
+  program runs 3-9 times, as many as fit in about `seconds`."""
   key_lhs, key_rhs = jax.random.split(jax.random.key(0))
   lhs = jax.device_put(jax.random.normal(key_lhs, kernel.lhs, _DTYPES[kernel.lhs_dtype]), device)
   rhs = jax.device_put(jax.random.normal(key_rhs, kernel.rhs, _DTYPES[kernel.rhs_dtype]), device)
@@ -131,9 +132,10 @@ def time_alone(kernel: Kernel, device, compiler_options: dict, copies: int = 5, 
     operands = [lhs + i for i in range(count)]  # distinct buffers, so that XLA cannot merge the copies
     compiled = jax.jit(lambda operands, rhs: [function(x, rhs) for x in operands]).lower(operands, rhs).compile(
         compiler_options=compiler_options)
+    start = time.perf_counter()
     jax.block_until_ready(compiled(operands, rhs))
     walls = []
-    for _ in range(runs):
+    for _ in range(min(9, max(3, int(seconds / (time.perf_counter() - start))))):
       start = time.perf_counter()
       jax.block_until_ready(compiled(operands, rhs))
       walls.append(time.perf_counter() - start)
