@@ -1,6 +1,7 @@
 """The convolutions and matmuls of a compiled XLA program, read from its optimized HLO text, each rebuilt as a
 program of its own and timed alone: how long a step's kernels take without everything around them (elementwise
-fusions, layout transposes, copies, the optimizer), at the shapes, layouts and precision the step runs them.
+fusions, layout transposes, copies, the optimizer), at the shapes, dimension orders and precision the step runs
+them.
 
 FLOP are the kernels' multiply-adds x 2 as they compute them (a convolution's padding taps included): for a
 convolution 2 x output elements x kernel elements per output feature, for a dot 2 x output elements x the
@@ -151,10 +152,12 @@ def time_kernels(hlo_text: str, device, compiler_options: dict) -> tuple[float, 
   seconds, flop, skipped, timed = 0.0, 0, 0, {}
   found = kernels(hlo_text)
   for kernel in found:
-    try:
-      if kernel not in timed:
+    if kernel not in timed:
+      try:
         timed[kernel] = time_alone(kernel, device, compiler_options)
-    except (ValueError, TypeError, KeyError):
+      except (ValueError, TypeError, KeyError):
+        timed[kernel] = None
+    if timed[kernel] is None:
       skipped += 1
       continue
     seconds += timed[kernel]
