@@ -82,6 +82,8 @@ def main():
       cells.append(f'{step_name} {statistics.median(walls) * 1e3:.1f} ms, cores {sum(cpus) / sum(walls):.2f}')
     print(f'round {round_index + 1}: ' + ' | '.join(cells), flush=True)
   if args.kernels:
+    print('timing each step\'s kernels alone (two compiles per distinct kernel: about a minute)...', file=sys.stderr,
+          flush=True)
     cells = []
     for step_name, step in compiled.items():
       seconds, flop, count, skipped = hlo_kernels.time_kernels(step.as_text(), mesh.devices.flat[0],
