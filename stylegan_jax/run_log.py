@@ -52,7 +52,10 @@ class RunLog:
       path = os.path.join(workdir, 'metrics.jsonl')
       kept = _rewind_jsonl(path, start_nimg, max(checkpoint_nimg, start_nimg))
       self._jsonl = open(path, 'a', buffering=1)
-      self._tb = SummaryWriter(os.path.join(workdir, 'tb'), purge_step=start_nimg + 1 if start_nimg else 0)
+      # tensorboardX names a file by the second it opens it and truncates it: the nanoseconds keep a resume in the
+      # same second from overwriting the run before, and the names in the order TensorBoard reads (and purges).
+      self._tb = SummaryWriter(os.path.join(workdir, 'tb'), purge_step=start_nimg + 1 if start_nimg else 0,
+                               filename_suffix=f'.{time.time_ns()}')
       for record in kept:  # purged from TensorBoard with the rest: written again
         self._scalars(round(record['kimg'] * 1000), record)
 

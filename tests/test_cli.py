@@ -9,6 +9,7 @@ import pathlib
 import struct
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -314,6 +315,7 @@ def test_a_resume_relogs_the_open_tick_and_keeps_the_evaluations_up_to_its_check
                        (128, {'fd_domain': 40.0, 'metrics_sec': 1.0})]:
     log.write(nimg, record)
   log.close()
+  time.sleep(1.01 - time.time() % 1)  # the resumed writer's event file in a later second: its own file, as in use
   log = run_log.RunLog(str(tmp_path), start_nimg=96, checkpoint_nimg=112)
   log.write(128, {'loss_D': 3.0})
   log.close()
@@ -321,10 +323,25 @@ def test_a_resume_relogs_the_open_tick_and_keeps_the_evaluations_up_to_its_check
   assert [(r['kimg'], r.get('loss_D'), r.get('fd_domain')) for r in records] == [
       (0.096, 1.0, None), (0.112, None, 50.0), (0.128, 3.0, None)]
   events = read_events(tmp_path / 'tb')  # what the resumed writer logged after its purge of steps >= 97
-  purge = next(i for i, e in enumerate(events) if e.HasField('session_log'))
-  assert events[purge].step == 97
+  first, purge = [i for i, e in enumerate(events) if e.HasField('session_log')]  # the fresh writer's, the resumed's
+  assert (events[first].step, events[purge].step) == (0, 97)
   relogged = sorted((e.step, v.tag, v.simple_value) for e in events[purge + 1:] for v in e.summary.value)
   assert relogged == [(112, 'fd_domain', 50.0), (112, 'metrics_sec', 1.0), (128, 'loss_D', 3.0)]
+
+
+def test_a_resume_within_the_same_second_keeps_the_earlier_event_file(tmp_path):
+  """tensorboardX names an event file by the second it was opened in and opens it for writing: a writer opened in
+  the same second as the run before (a resume right after a crash) must not truncate that run's events."""
+  time.sleep(1.01 - time.time() % 1)  # both writers well inside one second
+  log = run_log.RunLog(str(tmp_path))
+  log.write(16, {'loss_D': 1.0})
+  log.close()
+  log = run_log.RunLog(str(tmp_path), start_nimg=16, checkpoint_nimg=16)
+  log.write(32, {'loss_D': 2.0})
+  log.close()
+  events = read_events(tmp_path / 'tb')
+  assert sorted((e.step, v.simple_value) for e in events for v in e.summary.value) == [(16, 1.0), (32, 2.0)]
+  assert [e.step for e in events if e.HasField('session_log')] == [0, 17]  # in the order TensorBoard reads them
 
 
 def test_tensorboard_step_is_nimg_and_images_are_logged(tmp_path):
