@@ -60,23 +60,21 @@ def main():
   model, mesh, sched, batch, pair = benchmark.stage_steps(config, resolution, minibatch, args.cpu_devices)
   state, images, labels, lod, lr = benchmark.step_inputs(model, mesh, sched, resolution, batch)
   pair = steps.compile_stage_steps(pair, model, mesh)
-  step_fns = {'D step with penalty': lambda s: pair.d_step(s, images, labels, lod, lr)[0],
-              'G step': lambda s: pair.g_step(s, labels, lod, lr)[0]}
-  compiled = {'D step with penalty': pair.d_step, 'G step': pair.g_step}
+  step_calls = {'D step with penalty': (pair.d_step, (images, labels, lod, lr)),
+                'G step': (pair.g_step, (labels, lod, lr))}  # name: (compiled step, its inputs after the state)
   if pair.penalty_interval > 1:
-    step_fns['plain D step'] = lambda s: pair.d_step_plain(s, images, labels, lod, lr)[0]
-    compiled['plain D step'] = pair.d_step_plain
-  for fn in step_fns.values():  # warm-up
-    state = jax.block_until_ready(fn(state))
+    step_calls['plain D step'] = (pair.d_step_plain, (images, labels, lod, lr))
+  for step, inputs in step_calls.values():  # warm-up
+    state = jax.block_until_ready(step(state, *inputs)[0])
   print(f'{args.row}, minibatch {batch}, {args.cpu_devices} device(s), {len(os.sched_getaffinity(0))} core(s) '
         f'available, jax {jax.__version__}')
   for round_index in range(args.rounds):
     cells = []
-    for step_name, fn in step_fns.items():
+    for step_name, (step, inputs) in step_calls.items():
       walls, cpus = [], []
       for _ in range(args.steps):
         cpu_start, start = cpu_seconds(), time.perf_counter()
-        state = jax.block_until_ready(fn(state))
+        state = jax.block_until_ready(step(state, *inputs)[0])
         walls.append(time.perf_counter() - start)
         cpus.append(cpu_seconds() - cpu_start)
       cells.append(f'{step_name} {statistics.median(walls) * 1e3:.1f} ms, cores {sum(cpus) / sum(walls):.2f}')
@@ -84,10 +82,9 @@ def main():
   if args.kernels:
     print('timing each step\'s kernels alone (two compiles per distinct kernel: about a minute)...', file=sys.stderr,
           flush=True)
-    cells = []
-    for step_name, step in compiled.items():
-      seconds, flop, count, skipped = hlo_kernels.time_kernels(step.as_text(), mesh.devices.flat[0],
-                                                               xla_options.step_options(mesh))
+    cells, options = [], xla_options.step_options(mesh)
+    for step_name, (step, _) in step_calls.items():
+      seconds, flop, count, skipped = hlo_kernels.time_kernels(step.as_text(), mesh.devices.flat[0], options)
       cells.append(f'{step_name} {seconds * 1e3:.1f} ms ({count - skipped} convolutions and matmuls'
                    + (f', {skipped} not rebuilt' if skipped else '') + f', {flop / 1e9:.2f} GFLOP, '
                    f'{flop / 1e9 / max(seconds, 1e-9):.0f} GFLOP/s)')
